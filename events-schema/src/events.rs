@@ -1,0 +1,232 @@
+//! Events on the completion topic: every state change of a SparkApplication, and the rejection of a
+//! request that never reached Kubernetes. Together they give every request exactly one terminal event a
+//! subscriber can wait for: the state change that carries an `outcome`, or a `RequestRejected`.
+//!
+//! Event data is read tolerantly (unknown fields ignored) so that adding optional fields stays compatible
+//! for subscribers.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::cloudevent::{CloudEvent, EventData};
+use crate::request::RequestAction;
+use crate::state::{ApplicationState, Outcome};
+
+/// The CloudEvents `type` of [`ApplicationStateChanged`].
+pub const STATE_CHANGED_EVENT_TYPE: &str = "io.spark-gateway.application.state-changed.v1";
+/// The CloudEvents `type` of [`RequestRejected`].
+pub const REQUEST_REJECTED_EVENT_TYPE: &str = "io.spark-gateway.request.rejected.v1";
+
+/// A SparkApplication entered a state (one entry of its `stateTransitionHistory`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplicationStateChanged {
+    /// The SparkApplication's name.
+    pub application_name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The cluster (the gateway's name for it).
+    pub cluster: String,
+    /// The Kubernetes uid; a re-created application of the same name has a new one.
+    pub uid: String,
+    /// The request that created the application, when the gateway did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Who submitted it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+    /// The state entered.
+    pub state: ApplicationState,
+    /// The state before it in the same attempt; absent for the first entry of an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<ApplicationState>,
+    /// The attempt (0 for the first run).
+    pub attempt: u64,
+    /// The entry's key in the attempt's `stateTransitionHistory`.
+    pub history_index: u64,
+    /// The operator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// How the application ended; present exactly on the event that ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+impl EventData for ApplicationStateChanged {
+    const EVENT_TYPE: &'static str = STATE_CHANGED_EVENT_TYPE;
+}
+
+impl ApplicationStateChanged {
+    /// The event id: the same transition always gets the same id, so republishing after a restart or a
+    /// broker outage is recognisable as a duplicate.
+    pub fn event_id(&self) -> String {
+        state_changed_event_id(&self.uid, self.attempt, self.history_index)
+    }
+
+    /// The CloudEvents `subject`: `namespace/name`.
+    pub fn subject(&self) -> String {
+        format!("{}/{}", self.namespace, self.application_name)
+    }
+}
+
+/// The id of the event for history entry `history_index` of attempt `attempt` of the application `uid`.
+pub fn state_changed_event_id(uid: &str, attempt: u64, history_index: u64) -> String {
+    format!("{uid}/{attempt}/{history_index}")
+}
+
+/// The CloudEvents `source` of events about applications on `cluster`.
+pub fn cluster_event_source(cluster: &str) -> String {
+    format!("/spark-gateway/clusters/{cluster}")
+}
+
+/// A request was refused before anything was created or deleted in Kubernetes; its terminal event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRejected {
+    /// The request's id, when the message was readable enough to have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// What the request asked for, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<RequestAction>,
+    /// The application named, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+    /// The namespace named, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The cluster named, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Who sent it, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+    /// Machine-readable reason.
+    pub reason: RejectionReason,
+    /// What was wrong, for people.
+    pub message: String,
+    /// Every offending field, each with the rule it broke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<FieldViolation>,
+    /// Where the message was read from, so it can be found on the dead-letter channel.
+    pub origin: MessageOrigin,
+}
+
+impl EventData for RequestRejected {
+    const EVENT_TYPE: &'static str = REQUEST_REJECTED_EVENT_TYPE;
+}
+
+impl RequestRejected {
+    /// A stable id: the request id when known, otherwise the message's place on its channel, so a
+    /// rejection published twice (a crash between publish and acknowledge) is recognisably one.
+    pub fn event_id(&self) -> String {
+        match &self.request_id {
+            Some(request_id) => format!("rejected/{request_id}"),
+            None => format!("rejected/{}", self.origin.locator()),
+        }
+    }
+}
+
+/// Why a request was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionReason {
+    /// The message is not JSON, or not a JSON object.
+    MalformedMessage,
+    /// The JSON does not fit the contract: unknown, missing or mistyped fields, or an unknown action.
+    InvalidRequest,
+    /// The request is well-formed but the gateway's policy forbids it (names, allow-lists, caps,
+    /// forbidden Spark configuration).
+    PolicyViolation,
+    /// The named cluster is not configured.
+    UnknownCluster,
+    /// An application of that name exists and was created by another request.
+    Conflict,
+    /// The cluster refused the operation (permissions, or a delete of an application the gateway did not
+    /// create).
+    Forbidden,
+    /// The cluster found the SparkApplication invalid (Kubernetes 422), or the namespace does not exist.
+    RejectedByCluster,
+}
+
+/// One offending field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldViolation {
+    /// The field's path in the request, dot-separated (`driver.memory`, `spark_conf.spark.master`).
+    pub field: String,
+    /// The rule broken, machine-readable (`unknown_field`, `required`, `invalid_type`, `allow_list`, ...).
+    pub rule: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+/// Where a request message came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "transport", rename_all = "snake_case")]
+pub enum MessageOrigin {
+    /// An SQS queue.
+    Sqs {
+        /// The queue's ARN or URL.
+        queue: String,
+        /// The SQS message id.
+        message_id: String,
+    },
+    /// A Kafka topic.
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+    },
+    /// A direct call (no queue).
+    Direct {
+        /// The caller's invocation id.
+        invocation_id: String,
+    },
+}
+
+impl MessageOrigin {
+    /// A compact, unique text for the message's place.
+    pub fn locator(&self) -> String {
+        match self {
+            Self::Sqs { queue, message_id } => format!("sqs/{queue}/{message_id}"),
+            Self::Kafka { topic, partition, offset } => format!("kafka/{topic}/{partition}/{offset}"),
+            Self::Direct { invocation_id } => format!("direct/{invocation_id}"),
+        }
+    }
+}
+
+/// Any event on the completion topic, told apart by its CloudEvents `type`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompletionEvent {
+    /// An [`ApplicationStateChanged`] event.
+    StateChanged(CloudEvent<ApplicationStateChanged>),
+    /// A [`RequestRejected`] event.
+    Rejected(CloudEvent<RequestRejected>),
+}
+
+impl CompletionEvent {
+    /// The request the event answers, when known.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::StateChanged(event) => event.data.request_id.as_deref(),
+            Self::Rejected(event) => event.data.request_id.as_deref(),
+        }
+    }
+
+    /// The event ends its request: a rejection, or a state change with an outcome.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::StateChanged(event) => event.data.outcome.is_some(),
+            Self::Rejected(_) => true,
+        }
+    }
+
+    /// The CloudEvents id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::StateChanged(event) => &event.id,
+            Self::Rejected(event) => &event.id,
+        }
+    }
+}

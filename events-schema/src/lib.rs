@@ -1,0 +1,49 @@
+//! Spark Gateway's event contract: every message that enters or leaves the gateway, as serde types, with
+//! the JSON Schemas and the AsyncAPI document generated from or checked against them.
+//!
+//! # Layout
+//! - [`request`]: what producers send: [`JobRequest`] (submit or delete, on the request queue or topic)
+//!   and [`GetJobStatusRequest`] (to the status function).
+//! - [`status`]: the status function's answer, [`GetJobStatusResponse`].
+//! - [`state`]: the operator's 17 [`ApplicationState`]s and the [`Outcome`] read from a history.
+//! - [`events`]: what subscribers receive on the completion topic: [`ApplicationStateChanged`] and
+//!   [`RequestRejected`], each in a [`CloudEvent`].
+//! - [`cloudevent`]: the CloudEvents 1.0 envelope.
+//! - [`decode`]: reading bytes into these types with errors that name the field.
+//! - [`ids`]: the validated request id and trace context.
+//! - [`schema`]: the JSON Schema documents.
+//!
+//! ```text
+//! producer ──JobRequest──▶ SQS / Kafka ──▶ gateway ──▶ Kubernetes ──▶ operator
+//!                                            │                          │ status
+//!                                            ▼ RequestRejected          ▼ ApplicationStateChanged
+//!                                        completion topic ◀──────── watcher
+//! ```
+//!
+//! Inputs are strict (unknown fields are errors); events are read tolerantly (unknown fields ignored), so
+//! the gateway can add optional event fields without breaking subscribers.
+//! The crate does no I/O.
+
+pub mod cloudevent;
+pub mod decode;
+pub mod events;
+pub mod ids;
+pub mod request;
+pub mod schema;
+pub mod state;
+pub mod status;
+
+pub use cloudevent::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, EventData, SpecVersion};
+pub use decode::{DecodeError, decode, decode_completion_event, decode_job_request, rejection_for_undecodable};
+pub use events::{
+    ApplicationStateChanged, CompletionEvent, FieldViolation, MessageOrigin, REQUEST_REJECTED_EVENT_TYPE,
+    RejectionReason, RequestRejected, STATE_CHANGED_EVENT_TYPE, cluster_event_source, state_changed_event_id,
+};
+pub use ids::{IdError, RequestId, TraceParent};
+pub use request::{
+    ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest, DriverResources, ExecutorResources,
+    GetJobStatusRequest, ImagePullPolicy, InstanceConfig, JobRequest, RequestAction, ResourceRetainPolicy,
+    RestartConfig, RestartPolicy, RuntimeVersions, SparkApplicationType, SubmitJobRequest,
+};
+pub use state::{ApplicationState, FailureReason, Outcome, UnknownState};
+pub use status::{GetJobStatusResponse, StateTransition};

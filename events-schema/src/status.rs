@@ -1,0 +1,61 @@
+//! The status function's answer to a [`GetJobStatusRequest`](crate::GetJobStatusRequest).
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::state::{ApplicationState, Outcome};
+
+/// What the gateway knows about one SparkApplication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GetJobStatusResponse {
+    /// The SparkApplication's name.
+    pub application_name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The cluster it runs on (the gateway's name for it).
+    pub cluster: String,
+    /// The Kubernetes uid of the SparkApplication.
+    pub uid: String,
+    /// The request that created it, when the gateway did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The current state; absent until the operator has seen the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ApplicationState>,
+    /// How it ended; present once the application has ended, even though the current state is then
+    /// `ResourceReleased` whatever happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The operator's message for the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The attempt number, 0 for the first run; restarts increment it.
+    pub attempt: u64,
+    /// The current attempt's state transitions, oldest first.
+    pub history: Vec<StateTransition>,
+    /// The driver pod of the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_pod_name: Option<String>,
+    /// When the SparkApplication was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// When the current state was entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Timestamp>,
+}
+
+/// One entry of the operator's `stateTransitionHistory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StateTransition {
+    /// The history key (the operator numbers entries 0, 1, 2, ... within an attempt).
+    pub index: u64,
+    /// The state entered.
+    pub state: ApplicationState,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timestamp>,
+    /// The operator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -78,7 +78,11 @@ impl DecodeError {
             Self::MalformedJson(_) | Self::NotAnObject { .. } => return Vec::new(),
         };
         let field = self.field().unwrap_or_default().to_string();
-        vec![FieldViolation { field, rule: rule.to_string(), message: self.to_string() }]
+        vec![FieldViolation {
+            field,
+            rule: rule.to_string(),
+            message: self.to_string(),
+        }]
     }
 }
 
@@ -94,7 +98,9 @@ pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, DecodeError> {
     match action.as_str() {
         "submit" => from_value(body).map(JobRequest::Submit),
         "delete" => from_value(body).map(JobRequest::Delete),
-        _ => Err(DecodeError::UnknownAction(Value::String(action).to_string())),
+        _ => Err(DecodeError::UnknownAction(
+            Value::String(action).to_string(),
+        )),
     }
 }
 
@@ -110,8 +116,12 @@ pub fn decode_completion_event(bytes: &[u8]) -> Result<CompletionEvent, DecodeEr
     let event_type = object.get("type").cloned();
     let value = Value::Object(object);
     match event_type.as_ref().and_then(Value::as_str) {
-        Some(STATE_CHANGED_EVENT_TYPE) => from_value::<CloudEvent<_>>(value).map(CompletionEvent::StateChanged),
-        Some(REQUEST_REJECTED_EVENT_TYPE) => from_value::<CloudEvent<_>>(value).map(CompletionEvent::Rejected),
+        Some(STATE_CHANGED_EVENT_TYPE) => {
+            from_value::<CloudEvent<_>>(value).map(CompletionEvent::StateChanged)
+        }
+        Some(REQUEST_REJECTED_EVENT_TYPE) => {
+            from_value::<CloudEvent<_>>(value).map(CompletionEvent::Rejected)
+        }
         _ => Err(DecodeError::UnknownEventType(
             event_type.map_or_else(|| "(missing)".to_string(), |t| t.to_string()),
         )),
@@ -120,7 +130,11 @@ pub fn decode_completion_event(bytes: &[u8]) -> Result<CompletionEvent, DecodeEr
 
 /// Builds the terminal event for a request message that could not be read, keeping whatever identifying
 /// fields it did have so the producer can correlate it.
-pub fn rejection_for_undecodable(bytes: &[u8], error: &DecodeError, origin: MessageOrigin) -> RequestRejected {
+pub fn rejection_for_undecodable(
+    bytes: &[u8],
+    error: &DecodeError,
+    origin: MessageOrigin,
+) -> RequestRejected {
     let object = serde_json::from_slice::<Value>(bytes).ok();
     let text = |key: &str| {
         object
@@ -132,7 +146,11 @@ pub fn rejection_for_undecodable(bytes: &[u8], error: &DecodeError, origin: Mess
     RequestRejected {
         // A request id that breaks its own rule is not echoed back as if it were valid.
         request_id: text("request_id").filter(|id| crate::RequestId::new(id.as_str()).is_ok()),
-        action: text("action").and_then(|a| RequestAction::ALL.into_iter().find(|known| known.as_str() == a)),
+        action: text("action").and_then(|a| {
+            RequestAction::ALL
+                .into_iter()
+                .find(|known| known.as_str() == a)
+        }),
         application_name: text("application_name"),
         namespace: text("namespace"),
         cluster: text("cluster"),
@@ -147,7 +165,9 @@ pub fn rejection_for_undecodable(bytes: &[u8], error: &DecodeError, origin: Mess
 fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
     match serde_json::from_slice(bytes).map_err(DecodeError::MalformedJson)? {
         Value::Object(object) => Ok(object),
-        other => Err(DecodeError::NotAnObject { found: json_type_name(&other) }),
+        other => Err(DecodeError::NotAnObject {
+            found: json_type_name(&other),
+        }),
     }
 }
 
@@ -175,7 +195,12 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
             (Some(name), false) => format!("{path}.{name}"),
             (None, _) => path,
         };
-        DecodeError::InvalidField { field, rule, message, source }
+        DecodeError::InvalidField {
+            field,
+            rule,
+            message,
+            source,
+        }
     })
 }
 
@@ -234,37 +259,56 @@ mod tests {
 
     #[test]
     fn unknown_nested_field_is_named_with_its_path() {
-        let error = decode_job_request(submit_with(r#","driver":{"gpus":"1"}"#).as_bytes()).unwrap_err();
+        let error =
+            decode_job_request(submit_with(r#","driver":{"gpus":"1"}"#).as_bytes()).unwrap_err();
         assert_eq!(error.field(), Some("driver.gpus"));
         assert_eq!(error.violations()[0].rule, "unknown_field");
-        assert!(error.to_string().starts_with("driver.gpus: unknown field `gpus`"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("driver.gpus: unknown field `gpus`"),
+            "{error}"
+        );
     }
 
     #[test]
     fn mistyped_field_is_named() {
-        let error = decode_job_request(submit_with(r#","executor":{"instances":"two"}"#).as_bytes()).unwrap_err();
+        let error =
+            decode_job_request(submit_with(r#","executor":{"instances":"two"}"#).as_bytes())
+                .unwrap_err();
         assert_eq!(error.field(), Some("executor.instances"));
         assert_eq!(error.violations()[0].rule, "invalid_type");
     }
 
     #[test]
     fn missing_top_level_field_is_named() {
-        let error = decode_job_request(br#"{"action":"delete","request_id":"r-2","namespace":"ns"}"#).unwrap_err();
+        let error =
+            decode_job_request(br#"{"action":"delete","request_id":"r-2","namespace":"ns"}"#)
+                .unwrap_err();
         assert_eq!(error.field(), Some("application_name"));
         assert_eq!(error.violations()[0].rule, "required");
     }
 
     #[test]
     fn non_string_spark_conf_value_is_named() {
-        let error = decode_job_request(submit_with(r#","spark_conf":{"spark.executor.instances":2}"#).as_bytes()).unwrap_err();
+        let error = decode_job_request(
+            submit_with(r#","spark_conf":{"spark.executor.instances":2}"#).as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(error.field(), Some("spark_conf.spark.executor.instances"));
     }
 
     #[test]
     fn action_problems_name_the_action_field() {
-        assert!(matches!(decode_job_request(b"{}"), Err(DecodeError::MissingAction)));
+        assert!(matches!(
+            decode_job_request(b"{}"),
+            Err(DecodeError::MissingAction)
+        ));
         let error = decode_job_request(br#"{"action":"restart"}"#).unwrap_err();
-        assert_eq!(error.to_string(), r#"action: unknown action "restart", expected "submit" or "delete""#);
+        assert_eq!(
+            error.to_string(),
+            r#"action: unknown action "restart", expected "submit" or "delete""#
+        );
         assert_eq!(error.field(), Some("action"));
     }
 
@@ -274,14 +318,20 @@ mod tests {
         assert_eq!(error.reason(), RejectionReason::MalformedMessage);
         assert!(error.violations().is_empty());
         let error = decode_job_request(b"[1]").unwrap_err();
-        assert_eq!(error.to_string(), "message must be a JSON object, found an array");
+        assert_eq!(
+            error.to_string(),
+            "message must be a JSON object, found an array"
+        );
     }
 
     #[test]
     fn rejection_keeps_what_identifies_the_request() {
         let bytes = submit_with(r#","driver":{"gpus":"1"}"#);
         let error = decode_job_request(bytes.as_bytes()).unwrap_err();
-        let origin = MessageOrigin::Sqs { queue: "q".into(), message_id: "m-1".into() };
+        let origin = MessageOrigin::Sqs {
+            queue: "q".into(),
+            message_id: "m-1".into(),
+        };
         let rejected = rejection_for_undecodable(bytes.as_bytes(), &error, origin);
         assert_eq!(rejected.request_id.as_deref(), Some("r-1"));
         assert_eq!(rejected.action, Some(RequestAction::Submit));
@@ -293,7 +343,11 @@ mod tests {
     #[test]
     fn rejection_without_request_id_is_identified_by_its_origin() {
         let error = decode_job_request(b"{").unwrap_err();
-        let origin = MessageOrigin::Kafka { topic: "t".into(), partition: 2, offset: 41 };
+        let origin = MessageOrigin::Kafka {
+            topic: "t".into(),
+            partition: 2,
+            offset: 41,
+        };
         let rejected = rejection_for_undecodable(b"{", &error, origin);
         assert_eq!(rejected.request_id, None);
         assert_eq!(rejected.event_id(), "rejected/kafka/t/2/41");

@@ -190,7 +190,11 @@ impl MessageOrigin {
     pub fn locator(&self) -> String {
         match self {
             Self::Sqs { queue, message_id } => format!("sqs/{queue}/{message_id}"),
-            Self::Kafka { topic, partition, offset } => format!("kafka/{topic}/{partition}/{offset}"),
+            Self::Kafka {
+                topic,
+                partition,
+                offset,
+            } => format!("kafka/{topic}/{partition}/{offset}"),
             Self::Direct { invocation_id } => format!("direct/{invocation_id}"),
         }
     }

@@ -52,7 +52,10 @@ impl RequestId {
         let inner_ok = bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if bytes.len() <= REQUEST_ID_MAX_LEN && edge_ok(bytes.first()) && edge_ok(bytes.last()) && inner_ok
+        if bytes.len() <= REQUEST_ID_MAX_LEN
+            && edge_ok(bytes.first())
+            && edge_ok(bytes.last())
+            && inner_ok
         {
             Ok(Self(value))
         } else {
@@ -112,7 +115,9 @@ impl TraceParent {
         let value = value.into();
         let parts: Vec<&str> = value.split('-').collect();
         let hex = |s: &str, len: usize| {
-            s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         let non_zero = |s: &str| s.bytes().any(|b| b != b'0');
         let valid = matches!(parts.as_slice(), [version, trace, parent, flags]
@@ -182,8 +187,19 @@ mod tests {
 
     #[test]
     fn request_id_rejects_what_a_label_value_cannot_hold() {
-        for bad in ["", "-leading", "trailing.", "has space", "colon:inside", &"x".repeat(64)] {
-            assert_eq!(RequestId::new(bad), Err(IdError::RequestId(bad.to_string())), "{bad:?}");
+        for bad in [
+            "",
+            "-leading",
+            "trailing.",
+            "has space",
+            "colon:inside",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(
+                RequestId::new(bad),
+                Err(IdError::RequestId(bad.to_string())),
+                "{bad:?}"
+            );
         }
     }
 

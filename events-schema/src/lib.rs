@@ -34,16 +34,20 @@ pub mod state;
 pub mod status;
 
 pub use cloudevent::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, EventData, SpecVersion};
-pub use decode::{DecodeError, decode, decode_completion_event, decode_job_request, rejection_for_undecodable};
+pub use decode::{
+    DecodeError, decode, decode_completion_event, decode_job_request, rejection_for_undecodable,
+};
 pub use events::{
-    ApplicationStateChanged, CompletionEvent, FieldViolation, MessageOrigin, REQUEST_REJECTED_EVENT_TYPE,
-    RejectionReason, RequestRejected, STATE_CHANGED_EVENT_TYPE, cluster_event_source, state_changed_event_id,
+    ApplicationStateChanged, CompletionEvent, FieldViolation, MessageOrigin,
+    REQUEST_REJECTED_EVENT_TYPE, RejectionReason, RequestRejected, STATE_CHANGED_EVENT_TYPE,
+    cluster_event_source, state_changed_event_id,
 };
 pub use ids::{IdError, RequestId, TraceParent};
 pub use request::{
-    ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest, DriverResources, ExecutorResources,
-    GetJobStatusRequest, ImagePullPolicy, InstanceConfig, JobRequest, RequestAction, ResourceRetainPolicy,
-    RestartConfig, RestartPolicy, RuntimeVersions, SparkApplicationType, SubmitJobRequest,
+    ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest, DriverResources,
+    ExecutorResources, GetJobStatusRequest, ImagePullPolicy, InstanceConfig, JobRequest,
+    RequestAction, ResourceRetainPolicy, RestartConfig, RestartPolicy, RuntimeVersions,
+    SparkApplicationType, SubmitJobRequest,
 };
 pub use state::{ApplicationState, FailureReason, Outcome, UnknownState};
 pub use status::{GetJobStatusResponse, StateTransition};

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::{
-    ApplicationStateChanged, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, JobRequest,
-    RequestRejected, SubmitJobRequest,
+    ApplicationStateChanged, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse,
+    JobRequest, RequestRejected, SubmitJobRequest,
 };
 
 /// One generated schema document and the file it is committed as.
@@ -30,7 +30,8 @@ impl SchemaDocument {
 
     /// The document as committed: pretty-printed with a trailing newline.
     pub fn to_file_contents(&self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.schema).expect("a JSON value always serializes");
+        let mut text =
+            serde_json::to_string_pretty(&self.schema).expect("a JSON value always serializes");
         text.push('\n');
         text
     }
@@ -39,13 +40,34 @@ impl SchemaDocument {
 /// Every schema of the contract.
 pub fn all() -> Vec<SchemaDocument> {
     vec![
-        document::<JobRequest>("job-request.v1", "A message on the request queue or topic: a submit or a delete, told apart by `action`."),
-        document::<SubmitJobRequest>("submit-job-request.v1", "The fields of a submit request (the seed gateway's SubmitSparkJob request plus request_id, without `action`)."),
-        document::<DeleteJobRequest>("delete-job-request.v1", "The fields of a delete request, without `action`."),
-        document::<GetJobStatusRequest>("get-job-status-request.v1", "The status function's input."),
-        document::<GetJobStatusResponse>("get-job-status-response.v1", "The status function's answer."),
-        event_document::<ApplicationStateChanged>("application-state-changed.v1", "A SparkApplication entered a state: a CloudEvents 1.0 event in structured JSON mode."),
-        event_document::<RequestRejected>("request-rejected.v1", "A request was refused before reaching Kubernetes: its terminal CloudEvents 1.0 event."),
+        document::<JobRequest>(
+            "job-request.v1",
+            "A message on the request queue or topic: a submit or a delete, told apart by `action`.",
+        ),
+        document::<SubmitJobRequest>(
+            "submit-job-request.v1",
+            "The fields of a submit request (the seed gateway's SubmitSparkJob request plus request_id, without `action`).",
+        ),
+        document::<DeleteJobRequest>(
+            "delete-job-request.v1",
+            "The fields of a delete request, without `action`.",
+        ),
+        document::<GetJobStatusRequest>(
+            "get-job-status-request.v1",
+            "The status function's input.",
+        ),
+        document::<GetJobStatusResponse>(
+            "get-job-status-response.v1",
+            "The status function's answer.",
+        ),
+        event_document::<ApplicationStateChanged>(
+            "application-state-changed.v1",
+            "A SparkApplication entered a state: a CloudEvents 1.0 event in structured JSON mode.",
+        ),
+        event_document::<RequestRejected>(
+            "request-rejected.v1",
+            "A request was refused before reaching Kubernetes: its terminal CloudEvents 1.0 event.",
+        ),
     ]
 }
 
@@ -59,12 +81,16 @@ fn document<T: JsonSchema>(name: &'static str, description: &str) -> SchemaDocum
     SchemaDocument { name, schema }
 }
 
-fn event_document<T: JsonSchema + EventData>(name: &'static str, description: &str) -> SchemaDocument {
+fn event_document<T: JsonSchema + EventData>(
+    name: &'static str,
+    description: &str,
+) -> SchemaDocument {
     let mut document = document::<CloudEvent<T>>(name, description);
     // The generic envelope says only "string"; each event's schema pins its own type and the attributes
     // the gateway always sets, so a subscriber's validator catches an event of the wrong kind.
     let schema = &mut document.schema;
-    schema["properties"]["type"] = json!({ "description": "The CloudEvents type.", "const": T::EVENT_TYPE });
+    schema["properties"]["type"] =
+        json!({ "description": "The CloudEvents type.", "const": T::EVENT_TYPE });
     schema["properties"]["datacontenttype"] = json!({ "const": "application/json" });
     schema["title"] = json!(T::schema_name());
     document

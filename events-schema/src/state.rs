@@ -12,7 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `status.currentState.currentStateSummary` of a `spark.apache.org/v1` SparkApplication (operator 0.5.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum ApplicationState {
     /// Accepted by the operator; always history entry 0 of an attempt.
     Submitted,
@@ -97,7 +99,10 @@ impl ApplicationState {
 
     /// The application has ended; nothing follows in this attempt.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::ResourceReleased | Self::TerminatedWithoutReleaseResources)
+        matches!(
+            self,
+            Self::ResourceReleased | Self::TerminatedWithoutReleaseResources
+        )
     }
 
     /// The state records how the attempt ended (success or a failure), before resources are released.
@@ -203,7 +208,9 @@ impl Outcome {
         Some(match last_stopping {
             Some((ApplicationState::Succeeded, _)) => Self::Succeeded,
             Some((state, message)) => Self::Failed {
-                reason: state.failure().expect("stopping states other than Succeeded are failures"),
+                reason: state
+                    .failure()
+                    .expect("stopping states other than Succeeded are failures"),
                 message: message.map(str::to_string),
             },
             None => Self::Cancelled {
@@ -237,14 +244,34 @@ mod tests {
 
     #[test]
     fn classification_matches_the_operator() {
-        let terminal: Vec<_> = ApplicationState::ALL.into_iter().filter(|s| s.is_terminal()).collect();
-        assert_eq!(terminal, [ResourceReleased, TerminatedWithoutReleaseResources]);
-        let failures: Vec<_> = ApplicationState::ALL.into_iter().filter(|s| s.failure().is_some()).collect();
+        let terminal: Vec<_> = ApplicationState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [ResourceReleased, TerminatedWithoutReleaseResources]
+        );
+        let failures: Vec<_> = ApplicationState::ALL
+            .into_iter()
+            .filter(|s| s.failure().is_some())
+            .collect();
         assert_eq!(
             failures,
-            [DriverStartTimedOut, ExecutorsStartTimedOut, DriverReadyTimedOut, Failed, SchedulingFailure, DriverEvicted]
+            [
+                DriverStartTimedOut,
+                ExecutorsStartTimedOut,
+                DriverReadyTimedOut,
+                Failed,
+                SchedulingFailure,
+                DriverEvicted
+            ]
         );
-        assert!(Succeeded.is_stopping() && !RunningHealthy.is_stopping() && !ResourceReleased.is_stopping());
+        assert!(
+            Succeeded.is_stopping()
+                && !RunningHealthy.is_stopping()
+                && !ResourceReleased.is_stopping()
+        );
     }
 
     fn plain(states: &[ApplicationState]) -> Vec<(ApplicationState, Option<&'static str>)> {
@@ -253,7 +280,15 @@ mod tests {
 
     #[test]
     fn success_is_read_through_resource_released() {
-        let history = plain(&[Submitted, DriverRequested, DriverStarted, DriverReady, RunningHealthy, Succeeded, ResourceReleased]);
+        let history = plain(&[
+            Submitted,
+            DriverRequested,
+            DriverStarted,
+            DriverReady,
+            RunningHealthy,
+            Succeeded,
+            ResourceReleased,
+        ]);
         assert_eq!(Outcome::from_history(history), Some(Outcome::Succeeded));
     }
 
@@ -267,7 +302,10 @@ mod tests {
         ];
         assert_eq!(
             Outcome::from_history(history),
-            Some(Outcome::Failed { reason: FailureReason::DriverStartTimedOut, message: Some("driver did not start".into()) })
+            Some(Outcome::Failed {
+                reason: FailureReason::DriverStartTimedOut,
+                message: Some("driver did not start".into())
+            })
         );
     }
 
@@ -276,24 +314,41 @@ mod tests {
         let history = vec![
             (Submitted, None),
             (RunningHealthy, None),
-            (ResourceReleased, Some("Spark application has been shutdown as requested.")),
+            (
+                ResourceReleased,
+                Some("Spark application has been shutdown as requested."),
+            ),
         ];
         assert_eq!(
             Outcome::from_history(history),
-            Some(Outcome::Cancelled { message: Some("Spark application has been shutdown as requested.".into()) })
+            Some(Outcome::Cancelled {
+                message: Some("Spark application has been shutdown as requested.".into())
+            })
         );
     }
 
     #[test]
     fn no_outcome_before_the_end() {
-        assert_eq!(Outcome::from_history(plain(&[Submitted, RunningHealthy, Succeeded])), None);
+        assert_eq!(
+            Outcome::from_history(plain(&[Submitted, RunningHealthy, Succeeded])),
+            None
+        );
         assert_eq!(Outcome::from_history(plain(&[])), None);
     }
 
     #[test]
     fn outcome_json_is_tagged_by_result() {
-        let failed = Outcome::Failed { reason: FailureReason::DriverEvicted, message: None };
-        assert_eq!(serde_json::to_value(&failed).unwrap(), serde_json::json!({"result": "failed", "reason": "DriverEvicted"}));
-        assert_eq!(serde_json::to_value(Outcome::Succeeded).unwrap(), serde_json::json!({"result": "succeeded"}));
+        let failed = Outcome::Failed {
+            reason: FailureReason::DriverEvicted,
+            message: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            serde_json::json!({"result": "failed", "reason": "DriverEvicted"})
+        );
+        assert_eq!(
+            serde_json::to_value(Outcome::Succeeded).unwrap(),
+            serde_json::json!({"result": "succeeded"})
+        );
     }
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spark_gateway_events::schema::{self, SchemaDocument};
 use spark_gateway_events::{
-    DecodeError, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, SubmitJobRequest, decode,
-    decode_completion_event, decode_job_request,
+    DecodeError, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, SubmitJobRequest,
+    decode, decode_completion_event, decode_job_request,
 };
 
 fn crate_dir() -> PathBuf {
@@ -41,7 +41,8 @@ fn document(name: &str) -> SchemaDocument {
 }
 
 fn validator(name: &str) -> jsonschema::Validator {
-    jsonschema::validator_for(&document(name).schema).unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+    jsonschema::validator_for(&document(name).schema)
+        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
 }
 
 /// Decodes an example with the same entry point the gateway or a subscriber uses for that schema and
@@ -56,12 +57,15 @@ fn decode_and_reserialize(schema_name: &str, bytes: &[u8]) -> Result<Value, Deco
         "delete-job-request.v1" => strict::<DeleteJobRequest>(bytes),
         "get-job-status-request.v1" => strict::<GetJobStatusRequest>(bytes),
         "get-job-status-response.v1" => strict::<GetJobStatusResponse>(bytes),
-        "application-state-changed.v1" | "request-rejected.v1" => {
-            decode_completion_event(bytes).map(|event| match event {
-                spark_gateway_events::CompletionEvent::StateChanged(e) => serde_json::to_value(e).unwrap(),
-                spark_gateway_events::CompletionEvent::Rejected(e) => serde_json::to_value(e).unwrap(),
-            })
-        }
+        "application-state-changed.v1" | "request-rejected.v1" => decode_completion_event(bytes)
+            .map(|event| match event {
+                spark_gateway_events::CompletionEvent::StateChanged(e) => {
+                    serde_json::to_value(e).unwrap()
+                }
+                spark_gateway_events::CompletionEvent::Rejected(e) => {
+                    serde_json::to_value(e).unwrap()
+                }
+            }),
         other => panic!("no decoder for schema {other}"),
     }
 }
@@ -80,13 +84,22 @@ fn committed_schemas_match_the_code() {
         );
     }
     let committed_files = json_files(&dir);
-    assert_eq!(committed_files.len(), generated.len(), "stale files in {}: {committed_files:?}", dir.display());
+    assert_eq!(
+        committed_files.len(),
+        generated.len(),
+        "stale files in {}: {committed_files:?}",
+        dir.display()
+    );
 }
 
 #[test]
 fn every_schema_is_a_valid_2020_12_schema() {
     for document in schema::all() {
-        assert_eq!(document.schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{}", document.name);
+        assert_eq!(
+            document.schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{}",
+            document.name
+        );
         jsonschema::draft202012::meta::validate(&document.schema)
             .unwrap_or_else(|e| panic!("{} is not a valid 2020-12 schema: {e}", document.name));
     }
@@ -98,16 +111,33 @@ fn valid_examples_validate_and_round_trip() {
     for document in schema::all() {
         let dir = crate_dir().join("examples").join(document.name);
         let files = json_files(&dir);
-        assert!(!files.is_empty(), "schema {} has no valid example in {}", document.name, dir.display());
+        assert!(
+            !files.is_empty(),
+            "schema {} has no valid example in {}",
+            document.name,
+            dir.display()
+        );
         let validator = validator(document.name);
         for path in files {
             let example = read_json(&path);
-            let problems: Vec<String> = validator.iter_errors(&example).map(|e| format!("{e} at {}", e.instance_path())).collect();
-            assert!(problems.is_empty(), "{} fails its schema: {problems:#?}", path.display());
+            let problems: Vec<String> = validator
+                .iter_errors(&example)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                problems.is_empty(),
+                "{} fails its schema: {problems:#?}",
+                path.display()
+            );
             let bytes = std::fs::read(&path).unwrap();
             let reserialized = decode_and_reserialize(document.name, &bytes)
                 .unwrap_or_else(|e| panic!("{} does not decode: {e}", path.display()));
-            assert_eq!(reserialized, example, "{} changes in a serde round trip", path.display());
+            assert_eq!(
+                reserialized,
+                example,
+                "{} changes in a serde round trip",
+                path.display()
+            );
             checked += 1;
         }
     }
@@ -135,16 +165,27 @@ fn invalid_examples_fail_schema_and_decoder_with_the_expected_error() {
         }
         let validator = validator(document.name);
         for path in json_files(&dir) {
-            let key = format!("{}/{}", document.name, path.file_name().unwrap().to_string_lossy());
+            let key = format!(
+                "{}/{}",
+                document.name,
+                path.file_name().unwrap().to_string_lossy()
+            );
             let expectation = expected
                 .get(&key)
                 .unwrap_or_else(|| panic!("{key} has no entry in expected-errors.json"));
             let example = read_json(&path);
-            assert!(!validator.is_valid(&example), "{key} passes the JSON Schema but must not");
+            assert!(
+                !validator.is_valid(&example),
+                "{key} passes the JSON Schema but must not"
+            );
 
             let error = decode_and_reserialize(document.name, &std::fs::read(&path).unwrap())
                 .expect_err(&format!("{key} decodes but must not"));
-            assert_eq!(error.field(), Some(expectation.field.as_str()), "{key}: {error}");
+            assert_eq!(
+                error.field(),
+                Some(expectation.field.as_str()),
+                "{key}: {error}"
+            );
             let violations = error.violations();
             assert_eq!(violations.len(), 1, "{key}");
             assert_eq!(violations[0].field, expectation.field, "{key}");
@@ -161,7 +202,11 @@ fn invalid_examples_fail_schema_and_decoder_with_the_expected_error() {
     let listed: Vec<&String> = expected.keys().collect();
     let mut found_sorted = found.clone();
     found_sorted.sort();
-    assert_eq!(listed, found_sorted.iter().collect::<Vec<_>>(), "expected-errors.json and the files differ");
+    assert_eq!(
+        listed,
+        found_sorted.iter().collect::<Vec<_>>(),
+        "expected-errors.json and the files differ"
+    );
 }
 
 #[test]
@@ -171,11 +216,17 @@ fn seed_submit_payload_with_request_id_is_a_submit_request_unchanged() {
     let request: SubmitJobRequest = decode(&bytes).unwrap();
     assert_eq!(request.application_name, "pi-test");
     assert_eq!(request.namespace, "sjns-data-control");
-    assert_eq!(request.py_files, ["local:///opt/spark/examples/src/main/python/pi.py"]);
+    assert_eq!(
+        request.py_files,
+        ["local:///opt/spark/examples/src/main/python/pi.py"]
+    );
     assert_eq!(request.executor.as_ref().and_then(|e| e.instances), Some(2));
     assert_eq!(request.spark_conf.len(), 5);
     assert_eq!(
-        request.application_tolerations.as_ref().and_then(|t| t.ttl_after_stop_millis),
+        request
+            .application_tolerations
+            .as_ref()
+            .and_then(|t| t.ttl_after_stop_millis),
         Some(300_000)
     );
     assert_eq!(serde_json::to_value(&request).unwrap(), read_json(&path));
@@ -184,20 +235,36 @@ fn seed_submit_payload_with_request_id_is_a_submit_request_unchanged() {
 #[test]
 fn asyncapi_document_refers_to_every_schema_and_only_existing_ones() {
     let asyncapi = std::fs::read_to_string(crate_dir().join("asyncapi.yaml")).unwrap();
-    assert!(asyncapi.starts_with("asyncapi: 3.0.0") || asyncapi.contains("\nasyncapi: 3.0.0"), "not an AsyncAPI 3.0.0 document");
+    assert!(
+        asyncapi.starts_with("asyncapi: 3.0.0") || asyncapi.contains("\nasyncapi: 3.0.0"),
+        "not an AsyncAPI 3.0.0 document"
+    );
     for document in schema::all() {
         let reference = format!("./schemas/{}", document.file_name());
-        if document.name.starts_with("get-job-status") || document.name == "submit-job-request.v1" || document.name == "delete-job-request.v1" {
+        if document.name.starts_with("get-job-status")
+            || document.name == "submit-job-request.v1"
+            || document.name == "delete-job-request.v1"
+        {
             // Not channel messages: the status function is called directly, and the bare submit and
             // delete bodies travel only inside job-request.
             continue;
         }
-        assert!(asyncapi.contains(&reference), "asyncapi.yaml does not reference {reference}");
+        assert!(
+            asyncapi.contains(&reference),
+            "asyncapi.yaml does not reference {reference}"
+        );
     }
-    for reference in asyncapi.split("$ref: '").skip(1).filter_map(|rest| rest.split('\'').next()) {
+    for reference in asyncapi
+        .split("$ref: '")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next())
+    {
         if let Some(file) = reference.strip_prefix("./") {
             let file = file.split('#').next().unwrap();
-            assert!(crate_dir().join(file).exists(), "asyncapi.yaml refers to missing {file}");
+            assert!(
+                crate_dir().join(file).exists(),
+                "asyncapi.yaml refers to missing {file}"
+            );
         }
     }
 }

@@ -1,0 +1,30 @@
+//! Spark Gateway's pure core, shared by the Lambda functions, the consumer and the status function.
+//! No I/O and no async: every function here is a plain transformation tested with fixtures.
+//!
+//! # Layout
+//! - [`policy`]: may this request run on this cluster? All violations at once, each naming its field.
+//! - [`mapping`]: request to `spark.apache.org/v1` SparkApplication, deterministic.
+//! - [`status`]: SparkApplication read back to the status answer, outcome included.
+//! - [`disposition`]: the permanent/transient error taxonomy that decides ack, retry or dead-letter.
+//! - [`labels`]: the labels and annotations that mark the gateway's applications.
+//! - [`names`], [`quantity`]: Kubernetes name rules and Spark resource strings.
+//!
+//! ```text
+//! JobRequest ──policy──▶ violations? ──yes──▶ RequestRejected (permanent)
+//!                │ no
+//!                ▼
+//!             mapping ──▶ SparkApplication ──▶ (adapters) cluster proxy
+//! ```
+
+pub mod disposition;
+pub mod labels;
+pub mod mapping;
+pub mod names;
+pub mod policy;
+pub mod quantity;
+pub mod status;
+
+pub use disposition::{Classify, Disposition};
+pub use mapping::spark_application;
+pub use policy::Policy;
+pub use status::job_status;

@@ -96,7 +96,7 @@ pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, DecodeError> {
     };
     let body = Value::Object(object);
     match action.as_str() {
-        "submit" => from_value(body).map(JobRequest::Submit),
+        "submit" => from_value(body).map(|request| JobRequest::Submit(Box::new(request))),
         "delete" => from_value(body).map(JobRequest::Delete),
         _ => Err(DecodeError::UnknownAction(
             Value::String(action).to_string(),

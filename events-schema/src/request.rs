@@ -26,7 +26,7 @@ use crate::ids::{RequestId, TraceParent};
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum JobRequest {
     /// Create a SparkApplication.
-    Submit(SubmitJobRequest),
+    Submit(Box<SubmitJobRequest>),
     /// Delete a SparkApplication the gateway created.
     Delete(DeleteJobRequest),
 }

@@ -113,8 +113,11 @@ impl Policy {
 
     /// Every way `request` breaks this policy on the cluster named `cluster` (empty when it may run).
     pub fn violations(&self, request: &SubmitJobRequest, cluster: &str) -> Vec<FieldViolation> {
-        let mut found = Violations::default();
-        self.check_names(request, cluster, &mut found);
+        let mut found = Violations(self.target_violations(
+            &request.namespace,
+            &request.application_name,
+            cluster,
+        ));
         check_main_resource(request, &mut found);
         check_labels(request, &mut found);
         let effective = spark_conf(request);
@@ -142,33 +145,42 @@ impl Policy {
         found.0
     }
 
-    fn check_names(&self, request: &SubmitJobRequest, cluster: &str, found: &mut Violations) {
-        if !is_dns1035_label(&request.application_name) {
+    /// Whether a request may address the application `namespace/name` on `cluster` at all (the check
+    /// delete and status requests get; submits get it too, among the rest).
+    pub fn target_violations(
+        &self,
+        namespace: &str,
+        name: &str,
+        cluster: &str,
+    ) -> Vec<FieldViolation> {
+        let mut found = Violations::default();
+        if !is_dns1035_label(name) {
             found.add(
                 "application_name",
                 "kubernetes_name",
                 format!(
-                    "{:?} must be 1-63 lowercase letters, digits or '-', start with a letter and end with a letter or digit",
-                    request.application_name
+                    "{name:?} must be 1-63 lowercase letters, digits or '-', start with a letter and end with a letter or digit"
                 ),
             );
         }
-        if !is_dns1123_label(&request.namespace) {
+        if !is_dns1123_label(namespace) {
             found.add(
                 "namespace",
                 "kubernetes_name",
-                format!("{:?} must be 1-63 lowercase letters, digits or '-', starting and ending alphanumeric", request.namespace),
+                format!("{namespace:?} must be 1-63 lowercase letters, digits or '-', starting and ending alphanumeric"),
             );
-        } else if !self.allowed_namespaces.contains(&request.namespace) {
+        } else if !self
+            .allowed_namespaces
+            .iter()
+            .any(|allowed| allowed == namespace)
+        {
             found.add(
                 "namespace",
                 "namespace_allow_list",
-                format!(
-                    "namespace {:?} is not allowed on cluster {cluster:?}",
-                    request.namespace
-                ),
+                format!("namespace {namespace:?} is not allowed on cluster {cluster:?}"),
             );
         }
+        found.0
     }
 
     fn check_forbidden_conf(&self, request: &SubmitJobRequest, found: &mut Violations) {

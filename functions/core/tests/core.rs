@@ -37,7 +37,7 @@ fn example_submit(file: &str) -> SubmitJobRequest {
     )))
     .unwrap();
     match decode_job_request(&bytes).unwrap() {
-        JobRequest::Submit(request) => request,
+        JobRequest::Submit(request) => *request,
         JobRequest::Delete(_) => panic!("{file} is not a submit"),
     }
 }

@@ -1,0 +1,277 @@
+//! Request handling, independent of HTTP: authentication, authorization,
+//! injected faults, then discovery, reads (get, list, watch) and writes
+//! (create, update, patch, delete).
+//!
+//! ```text
+//! Request ─► parse_path ─► health? ─► latency ─► authn (401) ─► authz (403)
+//!         ─► injected error? ─► discovery | read | write ─► Reply
+//! ```
+
+mod meta;
+mod read;
+pub mod request;
+mod write;
+
+use std::sync::Arc;
+
+use crate::auth::{Identity, is_read_verb};
+use crate::discovery;
+use crate::resources::{ResourceType, VersionDef};
+use crate::state::Shared;
+use crate::status::{ApiError, GroupResource};
+use crate::store::ObjectKey;
+use crate::table::IncludeObject;
+use crate::view::View;
+
+pub use request::{Body, Reply, Request};
+use request::{ResourcePath, Route};
+
+/// Everything a resource handler needs to know about its request.
+pub(crate) struct Ctx<'a> {
+    shared: &'a Arc<Shared>,
+    resource: &'a ResourceType,
+    version: &'a VersionDef,
+    namespace: Option<String>,
+    name: Option<String>,
+    status_subresource: bool,
+    request: &'a Request,
+    table: Option<IncludeObject>,
+}
+
+impl Ctx<'_> {
+    fn view(&self) -> View {
+        View::new(
+            Arc::clone(&self.shared.registry),
+            self.resource.id,
+            &self.version.name,
+            self.table,
+        )
+    }
+
+    fn group_resource(&self) -> GroupResource {
+        self.resource.group_resource()
+    }
+
+    fn key(&self, name: &str) -> ObjectKey {
+        ObjectKey::new(self.namespace.clone().unwrap_or_default(), name)
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    fn dry_run(&self) -> bool {
+        self.request.param("dryRun") == Some("All")
+    }
+}
+
+/// Serves one request.
+pub async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
+    let route = request::parse_path(&request.path);
+    if route == Route::Health {
+        return Reply::text(200, "ok");
+    }
+    let (verb, resource_name) = match &route {
+        Route::Resource(path) => (
+            request::resource_verb(&request.method, path, request.flag("watch")),
+            Some(path.plural.clone()),
+        ),
+        _ => (Some("discovery"), None),
+    };
+    let verb_label = verb.unwrap_or("other");
+    let delay = shared.faults().latency_for(verb_label);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    shared.count_request(verb_label);
+    let Some(identity) = shared
+        .tokens()
+        .authenticate(request.authorization.as_deref())
+        .cloned()
+    else {
+        return Reply::error(&ApiError::unauthorized());
+    };
+    let injected = shared
+        .faults()
+        .take_error(verb_label, resource_name.as_deref(), fastrand::f64);
+    match route {
+        Route::Resource(path) => {
+            let Some(verb) = verb else {
+                return Reply::error(&ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                ));
+            };
+            if let Some(error) = forbidden(shared, &identity, verb, &path) {
+                return Reply::error(&error);
+            }
+            if let Some(error) = injected {
+                return Reply::error(&error);
+            }
+            match resource_request(shared, &request, &path, verb) {
+                Ok(reply) => reply,
+                Err(error) => Reply::error(&error),
+            }
+        }
+        other => {
+            if let Some(error) = injected {
+                return Reply::error(&error);
+            }
+            discovery_request(shared, &request, other)
+        }
+    }
+}
+
+fn forbidden(
+    shared: &Shared,
+    identity: &Identity,
+    verb: &str,
+    path: &ResourcePath,
+) -> Option<ApiError> {
+    if !identity.read_only || is_read_verb(verb) {
+        return None;
+    }
+    let resource = match &path.subresource {
+        Some(sub) => format!("{}/{sub}", path.plural),
+        None => path.plural.clone(),
+    };
+    let namespaced = shared
+        .registry
+        .find(&path.group, &path.plural)
+        .is_some_and(|r| r.namespaced);
+    let namespace = if namespaced {
+        path.namespace.as_deref()
+    } else {
+        None
+    };
+    Some(ApiError::forbidden_rbac(
+        &GroupResource::new(&path.group, resource),
+        path.name.as_deref().unwrap_or_default(),
+        &identity.user,
+        verb,
+        namespace,
+    ))
+}
+
+fn discovery_request(shared: &Shared, request: &Request, route: Route) -> Reply {
+    let registry = &shared.registry;
+    let aggregated = discovery::wants_aggregated(&request.accept);
+    let aggregated_reply = |core: bool| {
+        let mut reply = Reply::json(200, discovery::aggregated(registry, core));
+        reply.content_type = Some(discovery::AGGREGATED_CONTENT_TYPE);
+        reply
+    };
+    let found = |value: Option<serde_json::Value>| match value {
+        Some(value) => Reply::json(200, value),
+        None => Reply::error(&ApiError::path_not_found()),
+    };
+    match route {
+        Route::Version => Reply::json(200, discovery::version_info()),
+        Route::CoreVersions if aggregated => aggregated_reply(true),
+        Route::CoreVersions => Reply::json(200, discovery::api_versions()),
+        Route::CoreResources => found(discovery::resource_list(registry, "", "v1")),
+        Route::Groups if aggregated => aggregated_reply(false),
+        Route::Groups => Reply::json(200, discovery::group_list(registry)),
+        Route::Group(group) => found(discovery::group(registry, &group)),
+        Route::GroupResources(group, version) => {
+            found(discovery::resource_list(registry, &group, &version))
+        }
+        Route::OpenApiV3Index => Reply::json(200, discovery::openapi_v3_index(registry)),
+        Route::OpenApiV3Document(path) => {
+            let segments: Vec<&str> = path.split('/').collect();
+            let document = match segments.as_slice() {
+                ["api", version] => discovery::openapi_v3_group_version(registry, "", version),
+                ["apis", group, version] => {
+                    discovery::openapi_v3_group_version(registry, group, version)
+                }
+                _ => None,
+            };
+            found(document)
+        }
+        _ => Reply::error(&ApiError::path_not_found()),
+    }
+}
+
+fn table_option(request: &Request) -> Result<Option<IncludeObject>, ApiError> {
+    let wants_table = request.accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io")
+    });
+    if !wants_table {
+        return Ok(None);
+    }
+    IncludeObject::parse(request.param("includeObject"))
+        .map(Some)
+        .map_err(ApiError::bad_request)
+}
+
+fn resource_request(
+    shared: &Arc<Shared>,
+    request: &Request,
+    path: &ResourcePath,
+    verb: &str,
+) -> Result<Reply, ApiError> {
+    let registry = &shared.registry;
+    let resource = registry
+        .find(&path.group, &path.plural)
+        .ok_or_else(ApiError::path_not_found)?;
+    let version = resource
+        .served_version(&path.version)
+        .ok_or_else(ApiError::path_not_found)?;
+    if path.namespace.is_some() && !resource.namespaced {
+        return Err(ApiError::path_not_found());
+    }
+    let status_subresource = match path.subresource.as_deref() {
+        None => false,
+        Some("status") if version.status_subresource => true,
+        Some(_) => return Err(ApiError::path_not_found()),
+    };
+    // Named objects of namespaced types only live under /namespaces/{ns}/.
+    let needs_namespace = resource.namespaced && (path.name.is_some() || verb == "create");
+    if needs_namespace && path.namespace.is_none() {
+        return Err(ApiError::path_not_found());
+    }
+    let ctx = Ctx {
+        shared,
+        resource,
+        version,
+        namespace: path.namespace.clone(),
+        name: path.name.clone(),
+        status_subresource,
+        request,
+        table: table_option(request)?,
+    };
+    match verb {
+        "get" => read::get(&ctx),
+        "list" => read::list(&ctx),
+        "watch" => read::watch(&ctx),
+        "create" => write::create(&ctx),
+        "update" => write::update(&ctx),
+        "patch" => write::patch(&ctx),
+        "delete" => write::delete(&ctx),
+        "deletecollection" => write::delete_collection(&ctx),
+        _ => Err(ApiError::method_not_supported(&ctx.group_resource(), verb)),
+    }
+}
+
+/// Whether a name is valid for a namespace (an RFC 1123 label).
+pub(crate) fn valid_namespace_name(name: &str) -> bool {
+    meta::validate_name(name, true).is_empty()
+}
+
+/// A freshly created, Active namespace object (for namespaces made at start).
+pub(crate) fn new_namespace_object(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": meta::now(),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}

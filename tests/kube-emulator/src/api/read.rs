@@ -1,0 +1,256 @@
+//! get, list (with selectors, pagination and exact resourceVersions) and watch.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{Ctx, Reply};
+use crate::encoding::{base64_decode, base64_encode};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{Expired, ObjectKey};
+use crate::view::{ObjectFilter, check_selectable};
+use crate::watch::{self, OnDrop, WatchStart, WatchStream};
+
+/// Events buffered between a watch task and the HTTP body.
+const WATCH_OUTPUT_BUFFER: usize = 32;
+
+pub(super) fn get(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    let key = ctx.key(ctx.name());
+    let object = ctx
+        .shared
+        .state()
+        .store
+        .get(ctx.resource.id, &key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&ctx.group_resource(), ctx.name()))?;
+    Ok(Reply::json(200, ctx.view().render_one(&object)))
+}
+
+pub(super) fn filter(ctx: &Ctx<'_>) -> Result<ObjectFilter, ApiError> {
+    let labels = LabelSelector::parse(ctx.request.param("labelSelector").unwrap_or_default())
+        .map_err(ApiError::bad_request)?;
+    let mut fields = FieldSelector::parse(ctx.request.param("fieldSelector").unwrap_or_default())
+        .map_err(ApiError::bad_request)?;
+    check_selectable(&fields, ctx.version).map_err(ApiError::bad_request)?;
+    if let Some(name) = &ctx.name {
+        // A single-object watch (`/watch/.../name`) is a name-selected watch.
+        let combined = match ctx.request.param("fieldSelector") {
+            Some(existing) => format!("{existing},metadata.name={name}"),
+            None => format!("metadata.name={name}"),
+        };
+        fields = FieldSelector::parse(&combined).map_err(ApiError::bad_request)?;
+    }
+    Ok(ObjectFilter {
+        namespace: ctx.namespace.clone(),
+        labels,
+        fields,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    namespace: String,
+    name: String,
+}
+
+fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
+    base64_decode(token)
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::bad_request("continue key is not valid: invalid continue token"))
+}
+
+fn parse_resource_version(value: &str) -> Result<u64, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::new(
+            400,
+            "BadRequest",
+            format!("resourceVersion: Invalid value: \"{value}\": strconv.ParseUint: parsing \"{value}\": invalid syntax"),
+        )
+    })
+}
+
+fn expired(error: Expired) -> ApiError {
+    ApiError::expired(error.requested, error.oldest)
+}
+
+pub(super) fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    let filter = filter(ctx)?;
+    let limit = match ctx.request.param("limit") {
+        Some(limit) => limit
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {limit:?}")))?,
+        None => 0,
+    };
+    let continue_from = ctx
+        .request
+        .param("continue")
+        .map(decode_continue)
+        .transpose()?;
+    let exact = match (
+        ctx.request.param("resourceVersionMatch"),
+        ctx.request.param("resourceVersion"),
+    ) {
+        (Some("Exact"), Some(rv)) => Some(parse_resource_version(rv)?),
+        (Some("Exact"), None) => {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        _ => None,
+    };
+    let (items, resource_version, next_page) = {
+        let state = ctx.shared.state();
+        let store = &state.store;
+        let current = store.resource_version();
+        let target = continue_from.as_ref().map(|c| c.rv).or(exact);
+        let snapshot: Vec<(ObjectKey, Arc<Value>)> = match target {
+            Some(rv) if rv < current => store
+                .snapshot_at(ctx.resource.id, rv)
+                .map_err(|e| match continue_from {
+                    Some(_) => ApiError::continue_expired(),
+                    None => expired(e),
+                })?
+                .into_iter()
+                .collect(),
+            _ => match &ctx.namespace {
+                Some(ns) => store
+                    .list_namespace(ctx.resource.id, ns)
+                    .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                    .collect(),
+                None => store
+                    .list(ctx.resource.id)
+                    .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                    .collect(),
+            },
+        };
+        let resource_version = target.filter(|rv| *rv < current).unwrap_or(current);
+        let after = continue_from
+            .as_ref()
+            .map(|c| ObjectKey::new(c.namespace.clone(), c.name.clone()));
+        let mut matching = snapshot
+            .into_iter()
+            .filter(|(key, _)| after.as_ref().is_none_or(|a| key > a))
+            .filter(|(_, object)| filter.matches(object));
+        let mut items = Vec::new();
+        let mut next_page = None;
+        while let Some((key, object)) = matching.next() {
+            items.push(object);
+            if limit > 0 && items.len() == limit {
+                let remaining = matching.by_ref().count();
+                if remaining > 0 {
+                    let token = ContinueToken {
+                        rv: resource_version,
+                        namespace: key.namespace,
+                        name: key.name,
+                    };
+                    let token = base64_encode(&serde_json::to_vec(&token).unwrap_or_default());
+                    next_page = Some((token, remaining));
+                }
+                break;
+            }
+        }
+        (items, resource_version, next_page)
+    };
+    let (continue_token, remaining) = next_page.unzip();
+    Ok(Reply::json(
+        200,
+        ctx.view()
+            .render_list(&items, resource_version, continue_token, remaining),
+    ))
+}
+
+pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    let filter = filter(ctx)?;
+    let bookmarks = ctx.request.flag("allowWatchBookmarks");
+    let send_initial_events = ctx.request.flag("sendInitialEvents");
+    let timeout = ctx
+        .request
+        .param("timeoutSeconds")
+        .map(|t| {
+            t.parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))
+        })
+        .transpose()?;
+    let from = match ctx.request.param("resourceVersion") {
+        None | Some("0") => None,
+        Some(_) if send_initial_events => None,
+        Some(rv) => Some(parse_resource_version(rv)?),
+    };
+    let resource_id = ctx.resource.id;
+    let (start, registration) = {
+        let mut state = ctx.shared.state();
+        let start = match from {
+            None => {
+                let objects = match &ctx.namespace {
+                    Some(ns) => state
+                        .store
+                        .list_namespace(resource_id, ns)
+                        .map(|(_, v)| Arc::clone(v))
+                        .collect(),
+                    None => state
+                        .store
+                        .list(resource_id)
+                        .map(|(_, v)| Arc::clone(v))
+                        .collect(),
+                };
+                WatchStart::Snapshot {
+                    objects,
+                    resource_version: state.store.resource_version(),
+                    initial_events_end: send_initial_events,
+                }
+            }
+            Some(rv) => match state.store.changes_since(rv) {
+                Ok(changes) => WatchStart::Replay(
+                    changes
+                        .into_iter()
+                        .filter(|c| c.resource == resource_id)
+                        .filter(|c| {
+                            ctx.namespace
+                                .as_ref()
+                                .is_none_or(|ns| *ns == c.key.namespace)
+                        })
+                        .collect(),
+                ),
+                Err(e) => WatchStart::Expired(expired(e)),
+            },
+        };
+        let registration = match start {
+            WatchStart::Expired(_) => None,
+            _ => Some(state.hub.register(
+                resource_id,
+                ctx.namespace.clone(),
+                bookmarks,
+                ctx.shared.settings.watch_buffer,
+            )),
+        };
+        (start, registration)
+    };
+    let (items, guard) = match registration {
+        Some((id, items)) => {
+            let shared: Weak<_> = Arc::downgrade(ctx.shared);
+            let guard = OnDrop::new(move || {
+                if let Some(shared) = shared.upgrade() {
+                    shared.state().hub.unregister(id);
+                }
+            });
+            (items, guard)
+        }
+        None => (mpsc::channel(1).1, OnDrop::new(|| {})),
+    };
+    let (out, events) = mpsc::channel(WATCH_OUTPUT_BUFFER);
+    let stream = WatchStream {
+        view: ctx.view(),
+        filter,
+        start,
+        timeout,
+        bookmarks,
+    };
+    tokio::spawn(watch::run(stream, items, out, guard));
+    Ok(Reply::stream(events))
+}

@@ -1,0 +1,205 @@
+//! Emulator configuration, CRD loading and the shared Apache Spark CRD.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::Error;
+
+/// File name of the Apache Spark operator 0.5.0 CRD in `shared/reference/crds`.
+pub const APACHE_SPARK_CRD_FILE: &str = "sparkapplications.spark.apache.org-v1.yaml";
+
+/// Environment variable naming the Apache Spark CRD file explicitly.
+pub const CRD_PATH_ENV: &str = "SPARK_GATEWAY_CRD";
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to serve the API on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a generated CA (otherwise plain HTTP).
+    pub tls: bool,
+    /// Where `ca.crt`/`ca.key`/`server.crt`/`server.key` are written; an
+    /// existing CA there is reused.
+    pub cert_dir: Option<PathBuf>,
+    /// Extra DNS names or IPs for the server certificate.
+    pub tls_hostnames: Vec<String>,
+    /// Every API path lives under this prefix (e.g. `/k8s/clusters/dev`).
+    pub path_prefix: Option<String>,
+    /// Accepted full-access bearer tokens; the first is [`token`].
+    ///
+    /// [`token`]: crate::RunningEmulator::token
+    pub tokens: Vec<String>,
+    /// Accepted read-only tokens (user `kube-emulator-viewer`).
+    pub read_only_tokens: Vec<String>,
+    /// CustomResourceDefinition documents (`apiextensions.k8s.io/v1`).
+    pub crds: Vec<Value>,
+    /// Namespaces that exist at start.
+    pub namespaces: Vec<String>,
+    /// How many changes are kept for watch replay.
+    pub history_limit: usize,
+    /// Interval of BOOKMARK events for watches that allow them.
+    pub bookmark_interval: Duration,
+    /// Events buffered per watcher before a slow watcher is closed.
+    pub watch_buffer: usize,
+    /// Address of the plain-HTTP admin API, if wanted.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            cert_dir: None,
+            tls_hostnames: Vec::new(),
+            path_prefix: None,
+            tokens: Vec::new(),
+            read_only_tokens: Vec::new(),
+            crds: Vec::new(),
+            namespaces: vec!["default".to_string()],
+            history_limit: 100_000,
+            bookmark_interval: Duration::from_secs(5),
+            watch_buffer: 10_000,
+            admin_listen: None,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// 127.0.0.1 on a free port, TLS on, one random token, the Apache Spark
+    /// CRD and the `default` namespace.
+    ///
+    /// # Panics
+    /// When the Apache Spark CRD cannot be found (see [`apache_spark_crd`]).
+    pub fn for_tests() -> Self {
+        Self {
+            tokens: vec![random_token()],
+            crds: vec![apache_spark_crd()],
+            ..Self::default()
+        }
+    }
+
+    /// Adds every CRD document of a YAML file (multi-document allowed).
+    pub fn with_crd_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        self.crds.extend(load_crd_documents(path.as_ref())?);
+        Ok(self)
+    }
+
+    /// Adds a namespace to create at start.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespaces.push(namespace.into());
+        self
+    }
+
+    /// Serves under a path prefix.
+    pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Serves plain HTTP.
+    pub fn plain_http(mut self) -> Self {
+        self.tls = false;
+        self
+    }
+}
+
+/// A random bearer token.
+pub fn random_token() -> String {
+    format!("kube-emulator-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Reads every non-empty YAML document of a file as JSON.
+pub fn load_crd_documents(path: &Path) -> Result<Vec<Value>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut documents = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = Value::deserialize(document).map_err(|source| Error::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+/// Where the shared Apache Spark CRD is: `$SPARK_GATEWAY_CRD`, or
+/// `shared/reference/crds/` beside the workspace (the repository sits next to
+/// `shared/`), or above the current directory.
+pub fn apache_spark_crd_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(CRD_PATH_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let relative = Path::new("shared/reference/crds").join(APACHE_SPARK_CRD_FILE);
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let starts = [
+        Some(manifest_dir.to_path_buf()),
+        std::env::current_dir().ok(),
+    ];
+    starts.into_iter().flatten().find_map(|start| {
+        start
+            .ancestors()
+            .map(|dir| dir.join(&relative))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// The Apache Spark operator's SparkApplication CRD, parsed once per process.
+pub fn try_apache_spark_crd() -> Result<Value, Error> {
+    static CRD: OnceLock<Value> = OnceLock::new();
+    if let Some(crd) = CRD.get() {
+        return Ok(crd.clone());
+    }
+    let path = apache_spark_crd_path().ok_or_else(|| {
+        Error::Config(format!(
+            "{APACHE_SPARK_CRD_FILE} not found: set {CRD_PATH_ENV} or keep shared/ beside the repository"
+        ))
+    })?;
+    let crd = load_crd_documents(&path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::InvalidCrd(format!("{} holds no document", path.display())))?;
+    Ok(CRD.get_or_init(|| crd).clone())
+}
+
+/// [`try_apache_spark_crd`] for tests.
+///
+/// # Panics
+/// When the CRD file cannot be found or parsed.
+pub fn apache_spark_crd() -> Value {
+    try_apache_spark_crd().unwrap_or_else(|e| panic!("cannot load the Apache Spark CRD: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_files_are_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crds.yaml");
+        std::fs::write(&path, "---\na: 1\n---\n---\nb: 2\n").unwrap();
+        let documents = load_crd_documents(&path).unwrap();
+        assert_eq!(
+            documents,
+            vec![serde_json::json!({"a": 1}), serde_json::json!({"b": 2})]
+        );
+    }
+
+    #[test]
+    fn the_shared_crd_is_found_and_parsed() {
+        let crd = apache_spark_crd();
+        assert_eq!(crd["spec"]["group"], "spark.apache.org");
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "sparkapp");
+    }
+}

@@ -1,0 +1,128 @@
+//! `kube-emulator`: runs the Kubernetes API emulator as a process for the
+//! local world scripts. Prints `kube-emulator ready on <url>` once serving and
+//! exits cleanly on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use kube_emulator::EmulatorConfig;
+
+/// An in-memory Kubernetes API server for tests.
+#[derive(Debug, Parser)]
+#[command(name = "kube-emulator", version)]
+struct Args {
+    /// Address of the API server.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain_http: bool,
+    /// Address of the plain-HTTP admin API.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Directory for ca.crt (an existing CA there is reused).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Extra host name or IP for the server certificate.
+    #[arg(long = "tls-hostname")]
+    tls_hostnames: Vec<String>,
+    /// CRD YAML file (multi-document allowed); repeatable.
+    #[arg(long = "crd")]
+    crds: Vec<PathBuf>,
+    /// Accepted bearer token; repeatable.
+    #[arg(
+        long = "token",
+        env = "KUBE_EMULATOR_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    tokens: Vec<String>,
+    /// Accepted read-only bearer token; repeatable.
+    #[arg(long = "read-only-token", hide_env_values = true)]
+    read_only_tokens: Vec<String>,
+    /// Namespace to create at start (default: "default"); repeatable.
+    #[arg(long = "namespace")]
+    namespaces: Vec<String>,
+    /// Serve every API path under this prefix, e.g. /k8s/clusters/dev.
+    #[arg(long)]
+    path_prefix: Option<String>,
+    /// Write a kubeconfig for the first token here.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    /// Changes kept for watch replay.
+    #[arg(long)]
+    history_limit: Option<usize>,
+    /// Seconds between watch bookmarks.
+    #[arg(long)]
+    bookmark_interval_secs: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if args.tokens.is_empty() && args.read_only_tokens.is_empty() {
+        bail!("no token given: pass --token or set KUBE_EMULATOR_TOKENS");
+    }
+    let defaults = EmulatorConfig::default();
+    let mut config = EmulatorConfig {
+        listen: args.listen,
+        tls: !args.plain_http,
+        cert_dir: args.cert_dir.clone(),
+        tls_hostnames: args.tls_hostnames,
+        path_prefix: args.path_prefix,
+        tokens: args.tokens,
+        read_only_tokens: args.read_only_tokens,
+        namespaces: if args.namespaces.is_empty() {
+            defaults.namespaces.clone()
+        } else {
+            args.namespaces
+        },
+        history_limit: args.history_limit.unwrap_or(defaults.history_limit),
+        bookmark_interval: args
+            .bookmark_interval_secs
+            .map_or(defaults.bookmark_interval, Duration::from_secs),
+        admin_listen: args.admin_listen,
+        ..defaults
+    };
+    for crd in &args.crds {
+        config = config
+            .with_crd_file(crd)
+            .with_context(|| format!("loading CRDs from {}", crd.display()))?;
+    }
+    let emulator = kube_emulator::start(config)
+        .await
+        .context("starting the emulator")?;
+    if let Some(path) = &args.kubeconfig_out {
+        std::fs::write(path, emulator.kubeconfig_yaml(&emulator.token()))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(admin) = emulator.admin_addr() {
+        tracing::info!(%admin, "admin API listening");
+    }
+    println!("kube-emulator ready on {}", emulator.base_url());
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

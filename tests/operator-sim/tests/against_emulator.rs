@@ -1,0 +1,488 @@
+//! The simulator against the project's Kubernetes API emulator (HTTPS, bearer token, the real
+//! Apache Spark CRD with its status subresource and schema): lifecycles per scenario, delete
+//! handling, TTL, conflicts, a restarted simulator, and a few hundred applications at once.
+//!
+//! Each test starts its own emulator and simulator in-process on a free port.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config};
+use kube_emulator::{EmulatorConfig, ErrorRule, RunningEmulator};
+use operator_sim::model::{ApplicationStatus, StateSummary, messages};
+use operator_sim::{FINALIZER, SCENARIO_KEY, STEP_MILLIS_KEY, Scenario, Settings, SimConfig};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const NAMESPACE: &str = "spark-jobs";
+const WAIT: Duration = Duration::from_secs(20);
+
+use StateSummary::*;
+
+const HAPPY_PATH: [StateSummary; 7] = [
+    Submitted,
+    DriverRequested,
+    DriverStarted,
+    DriverReady,
+    RunningHealthy,
+    Succeeded,
+    ResourceReleased,
+];
+
+struct World {
+    emulator: RunningEmulator,
+    client: Client,
+    apps: Api<DynamicObject>,
+}
+
+impl World {
+    async fn start() -> Self {
+        // RUST_LOG=operator_sim=debug shows the simulator's decisions in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let emulator = kube_emulator::start(EmulatorConfig::for_tests().with_namespace(NAMESPACE))
+            .await
+            .expect("emulator starts");
+        let yaml = emulator.kubeconfig_yaml(&emulator.token());
+        let kubeconfig = Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig usable");
+        let client = Client::try_from(config).expect("client builds");
+        let apps = Api::namespaced_with(client.clone(), NAMESPACE, &operator_sim::api_resource());
+        Self {
+            emulator,
+            client,
+            apps,
+        }
+    }
+
+    /// Starts a simulator with a 40 ms default step and waits until it is ready.
+    async fn simulator(&self) -> Simulator {
+        let config = SimConfig {
+            defaults: Settings {
+                scenario: Scenario::Success,
+                step: Duration::from_millis(40),
+            },
+            ..SimConfig::default()
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let client = self.client.clone();
+        let task = tokio::spawn(async move {
+            operator_sim::run_with_ready(
+                client,
+                config,
+                move || {
+                    let _ = ready_tx.send(());
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+        });
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("simulator ready in time")
+            .expect("ready signalled");
+        Simulator {
+            stop: stop_tx,
+            task,
+        }
+    }
+
+    async fn create(&self, name: &str, annotations: &[(&str, &str)], tolerations: Value) {
+        let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+        let mut object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "spark.apache.org/v1",
+            "kind": "SparkApplication",
+            "metadata": {"name": name, "namespace": NAMESPACE, "annotations": annotations},
+            "spec": {
+                "pyFiles": "local:///opt/spark/examples/src/main/python/pi.py",
+                "runtimeVersions": {"sparkVersion": "4.1.0"},
+                "sparkConf": {"spark.kubernetes.container.image": "apache/spark:4.1.0-python3"},
+                "applicationTolerations": tolerations,
+            },
+        }))
+        .expect("object");
+        object.metadata.namespace = Some(NAMESPACE.to_owned());
+        self.apps
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+    }
+
+    async fn status(&self, name: &str) -> Option<ApplicationStatus> {
+        let object = self.apps.get_opt(name).await.expect("get")?;
+        ApplicationStatus::from_status_value(object.data.get("status"))
+    }
+
+    /// Polls until the application's current state is `state`.
+    async fn wait_for(&self, name: &str, state: StateSummary) -> ApplicationStatus {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.status(name).await
+                && status.current_state.current_state_summary == state
+            {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never reached {state}: {:?}",
+                self.status(name).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_gone(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.apps.get_opt(name).await.expect("get").is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} was never deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+struct Simulator {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<operator_sim::Result<()>>,
+}
+
+impl Simulator {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("simulator task")
+            .expect("simulator ends cleanly");
+    }
+}
+
+fn history(status: &ApplicationStatus) -> Vec<StateSummary> {
+    status
+        .state_transition_history
+        .values()
+        .map(|s| s.current_state_summary)
+        .collect()
+}
+
+fn keys(status: &ApplicationStatus) -> Vec<u64> {
+    status.state_transition_history.keys().copied().collect()
+}
+
+#[tokio::test]
+async fn success_runs_the_happy_path_and_a_delete_only_drops_the_finalizer() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    world.create("pi", &[], json!({})).await;
+
+    let status = world.wait_for("pi", ResourceReleased).await;
+    assert_eq!(history(&status), HAPPY_PATH);
+    assert_eq!(keys(&status), [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(status.current_attempt_id(), 0);
+    let object = world.apps.get("pi").await.unwrap();
+    assert_eq!(
+        object.metadata.finalizers.as_deref(),
+        Some(&[FINALIZER.to_owned()][..])
+    );
+
+    world
+        .apps
+        .delete("pi", &DeleteParams::default())
+        .await
+        .unwrap();
+    world.wait_gone("pi").await;
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn annotations_choose_each_scenario() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    let cases: [(&str, Scenario, &[StateSummary]); 4] = [
+        (
+            "fails",
+            Scenario::Failure,
+            &[
+                Submitted,
+                DriverRequested,
+                DriverStarted,
+                DriverReady,
+                RunningHealthy,
+                Failed,
+                ResourceReleased,
+            ],
+        ),
+        (
+            "times-out",
+            Scenario::DriverStartTimeout,
+            &[
+                Submitted,
+                DriverRequested,
+                DriverStartTimedOut,
+                ResourceReleased,
+            ],
+        ),
+        (
+            "evicted",
+            Scenario::Eviction,
+            &[
+                Submitted,
+                DriverRequested,
+                DriverStarted,
+                DriverReady,
+                RunningHealthy,
+                DriverEvicted,
+                ResourceReleased,
+            ],
+        ),
+        (
+            "retried",
+            Scenario::RestartThenSuccess,
+            &[
+                ScheduledToRestart,
+                DriverRequested,
+                DriverStarted,
+                DriverReady,
+                RunningHealthy,
+                Succeeded,
+                ResourceReleased,
+            ],
+        ),
+    ];
+    for (name, scenario, _) in &cases {
+        world
+            .create(
+                name,
+                &[(SCENARIO_KEY, scenario.as_str()), (STEP_MILLIS_KEY, "25")],
+                json!({}),
+            )
+            .await;
+    }
+    for (name, _, expected) in &cases {
+        let status = world.wait_for(name, ResourceReleased).await;
+        assert_eq!(history(&status), *expected, "{name}");
+    }
+
+    let retried = world.status("retried").await.unwrap();
+    assert_eq!(keys(&retried), [6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(retried.current_attempt_id(), 1);
+    let previous = retried.previous_attempt_summary.unwrap();
+    assert_eq!(previous.attempt_info.id, 0);
+    let previous_states: Vec<StateSummary> = previous
+        .state_transition_history
+        .unwrap()
+        .values()
+        .map(|s| s.current_state_summary)
+        .collect();
+    assert_eq!(previous_states.last(), Some(&Failed));
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_a_running_application_records_the_shutdown() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+
+    // Watch from before the creation to see every status the simulator writes.
+    let api = world.apps.clone();
+    let seen = tokio::spawn(async move {
+        let mut states = Vec::new();
+        let mut events = watcher(api, watcher::Config::default())
+            .touched_objects()
+            .boxed();
+        while let Some(Ok(object)) = events.next().await {
+            if let Some(status) = ApplicationStatus::from_status_value(object.data.get("status")) {
+                if states.last() != Some(&status.current_state) {
+                    states.push(status.current_state.clone());
+                }
+                if status.current_state.current_state_summary == ResourceReleased {
+                    return states;
+                }
+            }
+        }
+        states
+    });
+    world
+        .create("forever", &[(SCENARIO_KEY, "stuck")], json!({}))
+        .await;
+    world.wait_for("forever", RunningHealthy).await;
+    world
+        .apps
+        .delete("forever", &DeleteParams::default())
+        .await
+        .unwrap();
+    world.wait_gone("forever").await;
+
+    let states = tokio::time::timeout(WAIT, seen).await.unwrap().unwrap();
+    let last = states.last().unwrap();
+    assert_eq!(last.current_state_summary, ResourceReleased);
+    assert_eq!(last.message.as_deref(), Some(messages::APP_CANCELLED));
+    let summaries: Vec<StateSummary> = states.iter().map(|s| s.current_state_summary).collect();
+    assert_eq!(
+        summaries,
+        [
+            Submitted,
+            DriverRequested,
+            DriverStarted,
+            DriverReady,
+            RunningHealthy,
+            ResourceReleased
+        ]
+    );
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn ttl_after_stop_deletes_the_application() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    world
+        .create("short-lived", &[], json!({"ttlAfterStopMillis": 300}))
+        .await;
+    world.wait_for("short-lived", ResourceReleased).await;
+    world.wait_gone("short-lived").await;
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_resources_stay_until_the_retain_duration() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    world
+        .create(
+            "kept",
+            &[],
+            json!({"resourceRetainPolicy": "Always", "resourceRetainDurationMillis": 300}),
+        )
+        .await;
+    let retained = world
+        .wait_for("kept", TerminatedWithoutReleaseResources)
+        .await;
+    assert_eq!(
+        retained.current_state.message.as_deref(),
+        Some(messages::TERMINATED_WITHOUT_RELEASE)
+    );
+    let released = world.wait_for("kept", ResourceReleased).await;
+    assert_eq!(
+        history(&released)[5..],
+        [
+            Succeeded,
+            TerminatedWithoutReleaseResources,
+            ResourceReleased
+        ]
+    );
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn conflicts_and_server_errors_are_retried() {
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    let control = world.emulator.control();
+    control.inject_errors(ErrorRule::next("update", 409, 2).for_resource("sparkapplications"));
+    control.inject_errors(ErrorRule::next("patch", 500, 1).for_resource("sparkapplications"));
+    world.create("bumpy", &[], json!({})).await;
+
+    let status = world.wait_for("bumpy", ResourceReleased).await;
+    assert_eq!(history(&status), HAPPY_PATH);
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_simulator_continues_from_the_status() {
+    let world = World::start().await;
+    let first = world.simulator().await;
+    world
+        .create("resumed", &[(STEP_MILLIS_KEY, "150")], json!({}))
+        .await;
+    world.wait_for("resumed", DriverStarted).await;
+    first.stop().await;
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let frozen = world.status("resumed").await.unwrap();
+    assert!(frozen.current_state.current_state_summary <= DriverReady);
+
+    let second = world.simulator().await;
+    let status = world.wait_for("resumed", ResourceReleased).await;
+    assert_eq!(history(&status), HAPPY_PATH);
+    assert_eq!(keys(&status), [0, 1, 2, 3, 4, 5, 6]);
+
+    second.stop().await;
+    world.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn hundreds_of_applications_finish() {
+    // OPERATOR_SIM_BULK raises the count for a quick scale check (e.g. 10000).
+    let count: usize = std::env::var("OPERATOR_SIM_BULK")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let world = World::start().await;
+    let sim = world.simulator().await;
+    let names: Vec<String> = (0..count).map(|i| format!("bulk-{i:04}")).collect();
+    let creates = futures::stream::iter(
+        names
+            .iter()
+            .map(|name| world.create(name, &[(STEP_MILLIS_KEY, "20")], json!({}))),
+    )
+    .buffer_unordered(16)
+    .collect::<Vec<()>>();
+    creates.await;
+
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(60 + count as u64 / 20);
+    loop {
+        let list = world.apps.list(&Default::default()).await.unwrap();
+        let done = list
+            .items
+            .iter()
+            .filter(|o| {
+                ApplicationStatus::from_status_value(o.data.get("status")).is_some_and(|s| {
+                    s.current_state.current_state_summary == ResourceReleased
+                        && history(&s) == HAPPY_PATH
+                })
+            })
+            .count();
+        if done == count {
+            eprintln!(
+                "{count} applications finished {:?} after the last create",
+                started.elapsed()
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {done} of {count} finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    sim.stop().await;
+    world.emulator.shutdown().await;
+}

@@ -1,0 +1,55 @@
+"""Create-or-update the local world's AWS resources in LocalStack, in one process (the AWS CLI takes ~2 s a call).
+
+Run by infra/local/lib.sh with the LocalStack venv's Python (boto3 comes with localstack-core):
+    python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR
+Creates the dead-letter queue, the request queue (visibility timeout 180 s, RedrivePolicy maxReceiveCount 5)
+and the Secrets Manager secret holding the AppRole credentials; writes the queue URLs to
+STATE_DIR/request-queue-url and STATE_DIR/dlq-url.
+"""
+
+import json
+import pathlib
+import sys
+
+import boto3
+
+
+def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir):
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    secrets = session.client("secretsmanager", endpoint_url=endpoint)
+
+    dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # create_queue is idempotent only for equal attributes: create plain, then set the attributes.
+    url = sqs.create_queue(QueueName=request_queue)["QueueUrl"]
+    sqs.set_queue_attributes(
+        QueueUrl=url,
+        Attributes={
+            "VisibilityTimeout": "180",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+        },
+    )
+    print(f"queues: {url} -> {dlq_url}")
+
+    secret = pathlib.Path(secret_file).read_text()
+    try:
+        secrets.put_secret_value(SecretId=secret_name, SecretString=secret)
+        print(f"secret {secret_name}: new version")
+    except secrets.exceptions.ResourceNotFoundException:
+        secrets.create_secret(
+            Name=secret_name,
+            Description="Vault AppRole credentials of Spark Gateway (local world)",
+            SecretString=secret,
+        )
+        print(f"secret {secret_name}: created")
+
+    state = pathlib.Path(state_dir)
+    (state / "request-queue-url").write_text(url + "\n")
+    (state / "dlq-url").write_text(dlq_url + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

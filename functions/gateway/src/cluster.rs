@@ -1,0 +1,293 @@
+//! SparkApplications on a cluster through its proxy: a `kube::Client` per cluster (HTTPS with the
+//! configured CA, the bearer token from Vault, timeouts), behind the narrow [`ClusterApi`] trait so the
+//! service can be tested with a fake and against the emulator.
+//!
+//! A 401 means the token was rotated: the token is re-read from Vault once and the call retried.
+
+use std::collections::HashMap;
+
+use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, PostParams, Preconditions};
+use kube::core::ApiResource;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
+use tokio::sync::Mutex;
+
+use crate::config::ClusterConfig;
+use crate::vault::{TokenProvider, VaultError};
+
+/// A cluster call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The API answered with a Kubernetes `Status` error.
+    #[error("Kubernetes API answered {code} {reason}: {message}")]
+    Api {
+        /// HTTP status.
+        code: u16,
+        /// The Status reason (`AlreadyExists`, `NotFound`, `Invalid`, ...).
+        reason: String,
+        /// The Status message.
+        message: String,
+    },
+    /// The proxy kept refusing the token after it was re-read from Vault.
+    #[error("the cluster proxy refused the bearer token even after it was re-read from Vault")]
+    Unauthorized,
+    /// The proxy could not be reached, or the connection failed or timed out.
+    #[error("cannot reach the cluster proxy: {0}")]
+    Transport(String),
+    /// The token could not be read.
+    #[error("cannot get the cluster token: {0}")]
+    Token(#[from] VaultError),
+    /// The cluster's configuration is unusable (bad URL or CA file).
+    #[error("cluster configuration is unusable: {0}")]
+    Setup(String),
+    /// The API returned something that is not a SparkApplication.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+}
+
+impl ClusterError {
+    fn from_kube(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => Self::Api {
+                code: status.code,
+                reason: status.reason,
+                message: status.message,
+            },
+            kube::Error::SerdeError(e) => Self::Unexpected(e.to_string()),
+            other => Self::Transport(other.to_string()),
+        }
+    }
+
+    /// The Kubernetes status code, when the API answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The delete was accepted (the object may linger until its finalizers are removed).
+    Accepted,
+    /// There was nothing to delete.
+    NotFound,
+}
+
+/// SparkApplication operations on a named cluster.
+pub trait ClusterApi: Send + Sync {
+    /// Creates `app` (a full SparkApplication object) and returns the stored object.
+    fn create(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        app: &Value,
+    ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
+    /// Reads one SparkApplication, `None` when it does not exist.
+    fn get(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
+    /// Deletes one SparkApplication, only if its uid is still `uid` when given.
+    fn delete(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> impl Future<Output = Result<Deletion, ClusterError>> + Send;
+}
+
+struct CachedClient {
+    client: kube::Client,
+    token: SecretString,
+}
+
+/// [`ClusterApi`] over kube-rs, with tokens from a [`TokenProvider`].
+pub struct KubeClusters<T> {
+    tokens: T,
+    clients: Mutex<HashMap<String, CachedClient>>,
+}
+
+fn api_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL)
+}
+
+impl<T: TokenProvider> KubeClusters<T> {
+    /// Clients are built on first use of each cluster.
+    pub fn new(tokens: T) -> Self {
+        Self {
+            tokens,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        refresh: bool,
+    ) -> Result<kube::Client, ClusterError> {
+        let token = self.tokens.cluster_token(cluster, config, refresh).await?;
+        let mut clients = self.clients.lock().await;
+        if let Some(cached) = clients.get(cluster)
+            && cached.token.expose_secret() == token.expose_secret()
+        {
+            return Ok(cached.client.clone());
+        }
+        let client = build_client(config, token.clone())?;
+        clients.insert(
+            cluster.to_string(),
+            CachedClient {
+                client: client.clone(),
+                token,
+            },
+        );
+        Ok(client)
+    }
+
+    /// Runs `call` with the cluster's client; on 401 re-reads the token and runs it once more.
+    async fn with_client<R, F, Fut>(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        call: F,
+    ) -> Result<R, ClusterError>
+    where
+        F: Fn(Api<DynamicObject>) -> Fut,
+        Fut: Future<Output = Result<R, kube::Error>>,
+    {
+        let namespace_free = |client| Api::<DynamicObject>::all_with(client, &api_resource());
+        let first = call(namespace_free(self.client(cluster, config, false).await?)).await;
+        match first {
+            Err(kube::Error::Api(status)) if status.code == 401 => {
+                tracing::info!(
+                    cluster,
+                    "cluster proxy answered 401; re-reading the token from Vault"
+                );
+                match call(namespace_free(self.client(cluster, config, true).await?)).await {
+                    Err(kube::Error::Api(status)) if status.code == 401 => {
+                        Err(ClusterError::Unauthorized)
+                    }
+                    other => other.map_err(ClusterError::from_kube),
+                }
+            }
+            other => other.map_err(ClusterError::from_kube),
+        }
+    }
+}
+
+fn namespaced(api: Api<DynamicObject>, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(api.into_client(), namespace, &api_resource())
+}
+
+fn build_client(config: &ClusterConfig, token: SecretString) -> Result<kube::Client, ClusterError> {
+    let url = config
+        .proxy_url
+        .parse()
+        .map_err(|e| ClusterError::Setup(format!("proxy_url {:?}: {e}", config.proxy_url)))?;
+    let mut kube_config = kube::Config::new(url);
+    if let Some(ca_file) = &config.ca_file {
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| ClusterError::Setup(format!("ca_file {}: {e}", ca_file.display())))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClusterError::Setup(format!("ca_file {}: {e}", ca_file.display())))?;
+        if certificates.is_empty() {
+            return Err(ClusterError::Setup(format!(
+                "ca_file {} holds no certificate",
+                ca_file.display()
+            )));
+        }
+        kube_config.root_cert = Some(certificates);
+    }
+    kube_config.auth_info.token = Some(token);
+    kube_config.connect_timeout = Some(config.request_timeout());
+    kube_config.read_timeout = Some(config.request_timeout());
+    kube_config.write_timeout = Some(config.request_timeout());
+    // kube-rs would retry 429/503/504 up to 15 times honouring Retry-After, which can hold a Lambda
+    // invocation for minutes; a transient error goes back to the queue instead, which retries it with
+    // its own visibility timeout.
+    kube_config.default_retry = false;
+    kube::Client::try_from(kube_config).map_err(|e| ClusterError::Setup(e.to_string()))
+}
+
+fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
+    serde_json::to_value(object).map_err(|e| ClusterError::Unexpected(e.to_string()))
+}
+
+impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
+    async fn create(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        app: &Value,
+    ) -> Result<Value, ClusterError> {
+        let object: DynamicObject = serde_json::from_value(app.clone())
+            .map_err(|e| ClusterError::Unexpected(format!("not an object: {e}")))?;
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let created = self
+            .with_client(cluster, config, |api| {
+                let api = namespaced(api, &namespace);
+                let object = object.clone();
+                async move { api.create(&PostParams::default(), &object).await }
+            })
+            .await?;
+        to_value(created)
+    }
+
+    async fn get(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let found = self
+            .with_client(cluster, config, |api| {
+                let api = namespaced(api, namespace);
+                async move { api.get_opt(name).await }
+            })
+            .await?;
+        found.map(to_value).transpose()
+    }
+
+    async fn delete(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Deletion, ClusterError> {
+        let params = DeleteParams {
+            preconditions: uid.map(|uid| Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let result = self
+            .with_client(cluster, config, |api| {
+                let api = namespaced(api, namespace);
+                let params = params.clone();
+                async move { api.delete(name, &params).await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(Deletion::Accepted),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(Deletion::NotFound),
+            Err(other) => Err(other),
+        }
+    }
+}

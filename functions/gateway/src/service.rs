@@ -1,0 +1,311 @@
+//! The three operations of the seed gateway, made safe under retries and duplicate delivery:
+//! submit, delete and status. Decisions (policy, mapping, outcome) come from the pure core; this module
+//! only sequences them with cluster calls and turns every failure into a permanent rejection or a
+//! transient error.
+
+use serde_json::Value;
+use spark_gateway_core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL};
+use spark_gateway_core::status::StatusError;
+use spark_gateway_core::{Classify, Disposition, job_status, spark_application};
+use spark_gateway_events::{
+    DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, RejectionReason,
+    SubmitJobRequest,
+};
+
+use crate::cluster::{ClusterApi, ClusterError, Deletion};
+use crate::config::{ClusterConfig, ClustersConfig};
+
+/// A submit that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// The SparkApplication was created.
+    Created {
+        /// Its uid.
+        uid: String,
+    },
+    /// It already existed, created by this same request (a redelivery): nothing was done.
+    Duplicate {
+        /// Its uid.
+        uid: String,
+    },
+}
+
+/// A delete that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// The delete was accepted; the operator records "shutdown as requested" and the watcher publishes
+    /// the terminal event.
+    Deleted {
+        /// The deleted application's uid.
+        uid: String,
+    },
+    /// There was no such application (already deleted, or never created).
+    AlreadyGone,
+}
+
+/// Why an operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Retrying cannot help: the request is rejected.
+    #[error("{message}")]
+    Rejected {
+        /// Machine-readable reason.
+        reason: RejectionReason,
+        /// For people.
+        message: String,
+        /// The offending fields, when there are any.
+        violations: Vec<FieldViolation>,
+    },
+    /// The status query names an application that does not exist.
+    #[error("SparkApplication {namespace}/{name} not found on cluster {cluster}")]
+    NotFound {
+        /// Cluster.
+        cluster: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The cluster, the proxy or Vault failed in a way retrying may fix.
+    #[error(transparent)]
+    Cluster(ClusterError),
+    /// The application's status cannot be read.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+impl GatewayError {
+    fn rejected(reason: RejectionReason, message: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason,
+            message: message.into(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn policy(violations: Vec<FieldViolation>) -> Self {
+        let details: Vec<String> = violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect();
+        Self::Rejected {
+            reason: RejectionReason::PolicyViolation,
+            message: format!(
+                "{} policy violation(s): {}",
+                violations.len(),
+                details.join("; ")
+            ),
+            violations,
+        }
+    }
+
+    /// A deployment problem (credentials, Vault policy, CA file) rather than the request's or an outage:
+    /// worth an alert, and the message should wait for the fix rather than be rejected.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Cluster(ClusterError::Token(error)) => error.is_configuration(),
+            Self::Cluster(ClusterError::Setup(_) | ClusterError::Unauthorized) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Classify for GatewayError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            Self::Rejected { reason, .. } => Disposition::Permanent(*reason),
+            Self::NotFound { .. } => Disposition::Permanent(RejectionReason::RejectedByCluster),
+            Self::Cluster(_) | Self::Status(_) => Disposition::TRANSIENT,
+        }
+    }
+}
+
+/// Turns a cluster failure of an operation on `namespace/name` into a rejection when the API's answer is
+/// final, and keeps it transient otherwise.
+fn classify_cluster(error: ClusterError, cluster: &str, namespace: &str) -> GatewayError {
+    let ClusterError::Api {
+        code,
+        reason,
+        message,
+    } = &error
+    else {
+        return GatewayError::Cluster(error);
+    };
+    match (code, reason.as_str()) {
+        (404, _) => GatewayError::rejected(
+            RejectionReason::RejectedByCluster,
+            format!("namespace {namespace:?} does not exist on cluster {cluster:?} ({message})"),
+        ),
+        (403, _) => GatewayError::rejected(
+            RejectionReason::Forbidden,
+            format!("cluster {cluster:?} refused: {message}"),
+        ),
+        (422, _) | (400, _) | (405, _) | (415, _) => GatewayError::rejected(
+            RejectionReason::RejectedByCluster,
+            format!("cluster {cluster:?} rejected the SparkApplication: {message}"),
+        ),
+        _ => GatewayError::Cluster(error),
+    }
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+fn uid(object: &Value) -> String {
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Submit, delete and status against the configured clusters.
+pub struct Gateway<A> {
+    clusters: ClustersConfig,
+    api: A,
+}
+
+impl<A: ClusterApi> Gateway<A> {
+    /// A gateway over `api` for `clusters`.
+    pub fn new(clusters: ClustersConfig, api: A) -> Self {
+        Self { clusters, api }
+    }
+
+    /// The configured clusters.
+    pub fn clusters(&self) -> &ClustersConfig {
+        &self.clusters
+    }
+
+    fn resolve(&self, requested: Option<&str>) -> Result<(&str, &ClusterConfig), GatewayError> {
+        self.clusters
+            .resolve(requested)
+            .ok_or_else(|| GatewayError::Rejected {
+                reason: RejectionReason::UnknownCluster,
+                message: format!(
+                    "cluster {:?} is not configured (known: {})",
+                    requested.unwrap_or_default(),
+                    self.clusters
+                        .clusters
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                violations: vec![FieldViolation {
+                    field: "cluster".into(),
+                    rule: "known_cluster".into(),
+                    message: "not a configured cluster".into(),
+                }],
+            })
+    }
+
+    /// Creates the request's SparkApplication once: a redelivery of the same request is a
+    /// [`Submitted::Duplicate`]; another request for an existing name is a permanent conflict.
+    pub async fn submit(&self, request: &SubmitJobRequest) -> Result<Submitted, GatewayError> {
+        let (cluster, config) = self.resolve(request.cluster.as_deref())?;
+        let violations = config.policy.violations(request, cluster);
+        if !violations.is_empty() {
+            return Err(GatewayError::policy(violations));
+        }
+        let app = spark_application(request, cluster);
+        let (namespace, name) = (&request.namespace, &request.application_name);
+        match self.api.create(cluster, config, &app).await {
+            Ok(created) => Ok(Submitted::Created { uid: uid(&created) }),
+            Err(ClusterError::Api { code: 409, .. }) => {
+                let existing = self
+                    .api
+                    .get(cluster, config, namespace, name)
+                    .await
+                    .map_err(|e| classify_cluster(e, cluster, namespace))?
+                    // Deleted between our create and get: a retry will create it.
+                    .ok_or_else(|| {
+                        GatewayError::Cluster(ClusterError::Transport(format!(
+                            "{namespace}/{name} vanished during create"
+                        )))
+                    })?;
+                match label(&existing, REQUEST_ID_LABEL) {
+                    Some(id) if id == request.request_id.as_str() => Ok(Submitted::Duplicate {
+                        uid: uid(&existing),
+                    }),
+                    Some(other) => Err(GatewayError::rejected(
+                        RejectionReason::Conflict,
+                        format!(
+                            "SparkApplication {namespace}/{name} already exists on cluster {cluster:?}, created by request {other:?}"
+                        ),
+                    )),
+                    None => Err(GatewayError::rejected(
+                        RejectionReason::Conflict,
+                        format!(
+                            "SparkApplication {namespace}/{name} already exists on cluster {cluster:?} and was not created by Spark Gateway"
+                        ),
+                    )),
+                }
+            }
+            Err(error) => Err(classify_cluster(error, cluster, namespace)),
+        }
+    }
+
+    /// Deletes an application the gateway created; deleting what is not there succeeds.
+    pub async fn delete(&self, request: &DeleteJobRequest) -> Result<Deleted, GatewayError> {
+        let (cluster, config) = self.resolve(request.cluster.as_deref())?;
+        let (namespace, name) = (&request.namespace, &request.application_name);
+        let violations = config.policy.target_violations(namespace, name, cluster);
+        if !violations.is_empty() {
+            return Err(GatewayError::policy(violations));
+        }
+        let Some(existing) = self
+            .api
+            .get(cluster, config, namespace, name)
+            .await
+            .map_err(|e| classify_cluster(e, cluster, namespace))?
+        else {
+            return Ok(Deleted::AlreadyGone);
+        };
+        if label(&existing, MANAGED_BY_LABEL) != Some(MANAGED_BY_VALUE)
+            && !config.allow_delete_unmanaged
+        {
+            return Err(GatewayError::rejected(
+                RejectionReason::Forbidden,
+                format!(
+                    "SparkApplication {namespace}/{name} was not created by Spark Gateway; refusing to delete it"
+                ),
+            ));
+        }
+        let uid = uid(&existing);
+        match self
+            .api
+            .delete(cluster, config, namespace, name, Some(&uid))
+            .await
+        {
+            Ok(Deletion::Accepted) => Ok(Deleted::Deleted { uid }),
+            Ok(Deletion::NotFound) => Ok(Deleted::AlreadyGone),
+            // 409: the uid precondition failed, a new application took the name; decide again on retry.
+            Err(error) => Err(classify_cluster(error, cluster, namespace)),
+        }
+    }
+
+    /// The application's state, history and outcome.
+    pub async fn status(
+        &self,
+        request: &GetJobStatusRequest,
+    ) -> Result<GetJobStatusResponse, GatewayError> {
+        let (cluster, config) = self.resolve(request.cluster.as_deref())?;
+        let (namespace, name) = (&request.namespace, &request.application_name);
+        let violations = config.policy.target_violations(namespace, name, cluster);
+        if !violations.is_empty() {
+            return Err(GatewayError::policy(violations));
+        }
+        let app = self
+            .api
+            .get(cluster, config, namespace, name)
+            .await
+            .map_err(|e| classify_cluster(e, cluster, namespace))?
+            .ok_or_else(|| GatewayError::NotFound {
+                cluster: cluster.to_string(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            })?;
+        Ok(job_status(&app, cluster)?)
+    }
+}

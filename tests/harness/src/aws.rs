@@ -1,0 +1,83 @@
+//! AWS clients pointed at LocalStack, and per-test SQS queues.
+
+use anyhow::{Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use crate::names::unique_name;
+use crate::world::LocalWorld;
+
+/// SDK configuration for LocalStack: its endpoint, `us-east-1`, the test credentials from the env file.
+pub async fn localstack_config(world: &LocalWorld) -> Result<SdkConfig> {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    // SAFETY of credentials: the env file holds LocalStack's well-known test keys, never real ones.
+    let credentials = aws_sdk_sqs::config::Credentials::new(
+        world.var("AWS_ACCESS_KEY_ID").unwrap_or("test"),
+        world.var("AWS_SECRET_ACCESS_KEY").unwrap_or("test"),
+        None,
+        None,
+        "spark-gateway-local-world",
+    );
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .endpoint_url(world.aws_endpoint()?)
+        .region(Region::new(
+            world.var("AWS_REGION").unwrap_or("us-east-1").to_string(),
+        ))
+        .credentials_provider(credentials)
+        .load()
+        .await)
+}
+
+/// An SQS queue made for one test, with its own dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct TestQueue {
+    /// The queue's URL.
+    pub url: String,
+    /// The dead-letter queue's URL.
+    pub dlq_url: String,
+}
+
+impl TestQueue {
+    /// Creates `<prefix>-<random>` and `<prefix>-<random>-dlq` with a RedrivePolicy after
+    /// `max_receive_count` receives.
+    pub async fn create(
+        sqs: &aws_sdk_sqs::Client,
+        prefix: &str,
+        max_receive_count: u32,
+    ) -> Result<Self> {
+        let name = unique_name(prefix);
+        let dlq_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .context("creating a dead-letter queue in LocalStack")?
+            .queue_url
+            .context("LocalStack returned no queue URL")?;
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .context("LocalStack returned no queue ARN")?;
+        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count });
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(QueueAttributeName::VisibilityTimeout, "30")
+            .send()
+            .await
+            .context("creating a queue in LocalStack")?
+            .queue_url
+            .context("LocalStack returned no queue URL")?;
+        Ok(Self { url, dlq_url })
+    }
+}

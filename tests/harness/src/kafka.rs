@@ -1,0 +1,156 @@
+//! Per-test Kafka topics on the local broker (Tansu), and a reader that waits for the records a test
+//! expects.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::time::Instant;
+
+use crate::names::unique_name;
+
+/// A record as a test sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The key, as text.
+    pub key: Option<String>,
+    /// The value, as text.
+    pub value: String,
+    /// Headers as `(name, value)` text pairs.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), text(h.value).unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: text(message.key()),
+            value: text(message.payload()).unwrap_or_default(),
+            headers,
+        }
+    }
+
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Creates a topic named `<prefix>-<random>` and returns its name.
+pub async fn create_topic(bootstrap: &str, prefix: &str, partitions: i32) -> Result<String> {
+    let name = unique_name(prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a Kafka admin client")?;
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .context("creating a Kafka topic")?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            bail!("creating topic {topic} failed: {code}");
+        }
+    }
+    Ok(name)
+}
+
+/// An idempotent producer (acks=all) for the local broker.
+pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .context("creating a Kafka producer")
+}
+
+/// Sends one record and waits for the broker's acknowledgement.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &str,
+) -> Result<(i32, i64)> {
+    let delivery = producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .context("producing a Kafka record")?;
+    Ok((delivery.partition, delivery.offset))
+}
+
+/// Reads a topic from the beginning in a group of its own.
+pub struct TopicReader {
+    consumer: StreamConsumer,
+}
+
+impl TopicReader {
+    /// Subscribes to `topic` from its earliest offset.
+    pub fn new(bootstrap: &str, topic: &str) -> Result<Self> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", unique_name("test-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .context("creating a Kafka consumer")?;
+        consumer.subscribe(&[topic]).context("subscribing")?;
+        Ok(Self { consumer })
+    }
+
+    /// Reads records until `done` says the collected ones suffice, or fails after `timeout` listing what
+    /// arrived.
+    pub async fn read_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[Record]) -> bool,
+    ) -> Result<Vec<Record>> {
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        while !done(&records) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!(
+                    "timed out after {timeout:?}; {} records arrived: {records:#?}",
+                    records.len()
+                );
+            }
+            match tokio::time::timeout(remaining, self.consumer.recv()).await {
+                Ok(Ok(message)) => records.push(Record::from_message(&message)),
+                Ok(Err(error)) => tracing::debug!(%error, "kafka consumer error (retrying)"),
+                Err(_) => continue,
+            }
+        }
+        Ok(records)
+    }
+}

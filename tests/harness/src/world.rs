@@ -1,0 +1,112 @@
+//! The local world started by `infra/local/up`: where each real server listens and how to log in to it.
+//!
+//! Values come from the process environment (after `source infra/local/run/env`) or, for any variable
+//! missing there, from that env file itself, so `cargo test` works in a shell that never sourced it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// Endpoints and credentials of the running local world.
+#[derive(Debug, Clone)]
+pub struct LocalWorld {
+    vars: HashMap<String, String>,
+}
+
+impl LocalWorld {
+    /// Reads the world's settings; fails with instructions when the world is not up.
+    pub fn from_env() -> Result<Self> {
+        let env_file = env_file_path();
+        let mut vars = match std::fs::read_to_string(&env_file) {
+            Ok(text) => parse_env_file(&text),
+            Err(_) => HashMap::new(),
+        };
+        vars.extend(std::env::vars());
+        if !vars.contains_key("KAFKA_BOOTSTRAP_SERVERS") {
+            bail!(
+                "the local world is not running: start it with `infra/local/up` (looked for {} and the environment)",
+                env_file.display()
+            );
+        }
+        Ok(Self { vars })
+    }
+
+    /// A setting by its environment variable name.
+    pub fn var(&self, name: &str) -> Result<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("{name} is not set by infra/local/run/env"))
+    }
+
+    /// LocalStack's endpoint (`AWS_ENDPOINT_URL`).
+    pub fn aws_endpoint(&self) -> Result<&str> {
+        self.var("AWS_ENDPOINT_URL")
+    }
+
+    /// The Kafka bootstrap servers (Tansu).
+    pub fn kafka_bootstrap(&self) -> Result<&str> {
+        self.var("KAFKA_BOOTSTRAP_SERVERS")
+    }
+
+    /// OpenBao's address.
+    pub fn vault_addr(&self) -> Result<&str> {
+        self.var("VAULT_ADDR")
+    }
+}
+
+/// `infra/local/run/env` of this checkout, or `$SPARK_GATEWAY_LOCAL_RUN_DIR/env`.
+pub fn env_file_path() -> PathBuf {
+    match std::env::var_os("SPARK_GATEWAY_LOCAL_RUN_DIR") {
+        Some(dir) => PathBuf::from(dir).join("env"),
+        None => repo_root().join("infra/local/run/env"),
+    }
+}
+
+/// The repository root (this crate lives at `tests/harness`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/harness sits two levels below the repository root")
+        .to_path_buf()
+}
+
+/// Parses `export NAME=VALUE` lines as the env file writes them (values optionally single- or
+/// double-quoted).
+fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let assignment = line.strip_prefix("export ").unwrap_or(line);
+            let (name, value) = assignment.split_once('=')?;
+            if name.is_empty() || name.starts_with('#') {
+                return None;
+            }
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_lines_parse_with_and_without_quotes() {
+        let vars = parse_env_file(
+            "# comment\nexport A=1\nexport B=\"two words\"\nexport C='x=y'\nD=plain\n\nnot an assignment\n",
+        );
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "x=y");
+        assert_eq!(vars["D"], "plain");
+        assert_eq!(vars.len(), 4);
+    }
+}

@@ -1,0 +1,10 @@
+//! System tests: real servers over real connections (LocalStack, OpenBao, Tansu, the Kubernetes API
+//! emulator over TLS, the operator simulator, the real `kubectl`). One binary, so the workspace links
+//! it once; each module covers one part of the system.
+//!
+//! Start the world first: `infra/local/up` (the `make test` suite does).
+
+mod system {
+    pub mod gateway;
+    pub mod local_world;
+}

@@ -1,0 +1,583 @@
+//! The submission service against real servers: AppRole credentials from LocalStack Secrets Manager,
+//! the cluster token from OpenBao, and a private Kubernetes API emulator behind TLS with the operator
+//! simulator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube_emulator::ErrorRule;
+use serde_json::Value;
+use spark_gateway::approle::{AnyCredentials, CredentialsError, SecretsManagerCredentials};
+use spark_gateway::cluster::{ClusterError, KubeClusters};
+use spark_gateway::config::{ClusterConfig, ClustersConfig, VaultConfig};
+use spark_gateway::vault::{VaultError, VaultTokens};
+use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
+use spark_gateway_core::{Classify, Policy};
+use spark_gateway_events::{
+    ApplicationState, DeleteJobRequest, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
+    Outcome, RejectionReason, RequestId, SubmitJobRequest, decode,
+};
+use spark_gateway_harness::aws::localstack_config;
+use spark_gateway_harness::world::repo_root;
+use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, unique_name};
+
+const CLUSTER: &str = "dev";
+const NAMESPACE: &str = "sjns-data-control";
+
+type TestGateway = Gateway<KubeClusters<VaultTokens<AnyCredentials>>>;
+
+/// A private cluster, its own bearer token stored at a path of its own in OpenBao, and a gateway
+/// configured for it with the AppRole credentials from Secrets Manager.
+struct Fixture {
+    world: LocalWorld,
+    cluster: TestCluster,
+    token_path: String,
+    gateway_token: String,
+}
+
+impl Fixture {
+    async fn start() -> Result<Self> {
+        spark_gateway_harness::init_tracing();
+        spark_gateway::install_crypto_provider();
+        let world = LocalWorld::from_env()?;
+        let cluster = TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?;
+        let gateway_token = unique_name("gw-token");
+        cluster.control().add_token(&gateway_token);
+        let token_path = format!("spark-gateway/tests/{}/token", unique_name("cluster"));
+        let fixture = Self {
+            world,
+            cluster,
+            token_path,
+            gateway_token,
+        };
+        fixture.store_token(&fixture.gateway_token.clone()).await?;
+        Ok(fixture)
+    }
+
+    /// Writes the cluster token to OpenBao with the root token (what an operator rotating it does).
+    async fn store_token(&self, token: &str) -> Result<()> {
+        let root = vaultrs::client::VaultClient::new(
+            vaultrs::client::VaultClientSettingsBuilder::default()
+                .address(self.world.vault_addr()?)
+                .token(self.world.var("VAULT_TOKEN")?)
+                .build()?,
+        )?;
+        vaultrs::kv2::set(
+            &root,
+            "secret",
+            &self.token_path,
+            &HashMap::from([("token", token)]),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig {
+            proxy_url: self.cluster.url(),
+            ca_file: Some(self.cluster.ca_file()),
+            token_path: self.token_path.clone(),
+            token_key: "token".into(),
+            kv_mount: "secret".into(),
+            policy: Policy::allowing_namespaces([NAMESPACE]),
+            allow_delete_unmanaged: false,
+            request_timeout_seconds: 10,
+        }
+    }
+
+    async fn gateway_with(&self, vault_addr: &str, approle_secret: &str) -> Result<TestGateway> {
+        let aws = localstack_config(&self.world).await?;
+        let credentials = AnyCredentials::SecretsManager(SecretsManagerCredentials::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            approle_secret,
+        ));
+        let vault = VaultConfig {
+            addr: vault_addr.to_string(),
+            approle_mount: "approle".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(3),
+        };
+        let clusters = ClustersConfig {
+            default_cluster: CLUSTER.into(),
+            clusters: BTreeMap::from([(CLUSTER.to_string(), self.cluster_config())]),
+        };
+        Ok(Gateway::new(
+            clusters,
+            KubeClusters::new(VaultTokens::new(vault, credentials)),
+        ))
+    }
+
+    async fn gateway(&self) -> Result<TestGateway> {
+        self.gateway_with(
+            self.world.vault_addr()?,
+            self.world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?,
+        )
+        .await
+    }
+
+    async fn apps(&self) -> Result<Api<DynamicObject>> {
+        Ok(Api::namespaced_with(
+            self.cluster.client().await?,
+            NAMESPACE,
+            &operator_sim::api_resource(),
+        ))
+    }
+}
+
+fn seed_request() -> Result<SubmitJobRequest> {
+    let path = repo_root().join("events-schema/examples/submit-job-request.v1/seed-pi-test.json");
+    let mut request: SubmitJobRequest = decode(&std::fs::read(path)?)?;
+    // A fresh request id and name per test, so tests share nothing.
+    request.request_id = RequestId::new(unique_name("req"))?;
+    request.application_name = unique_name("pi-test");
+    Ok(request)
+}
+
+fn with_scenario(mut request: SubmitJobRequest, scenario: &str) -> SubmitJobRequest {
+    request.labels.insert(
+        "operator-sim.spark-gateway.io/scenario".into(),
+        scenario.into(),
+    );
+    request.labels.insert(
+        "operator-sim.spark-gateway.io/step-millis".into(),
+        "100".into(),
+    );
+    request
+}
+
+fn status_request(request: &SubmitJobRequest) -> GetJobStatusRequest {
+    GetJobStatusRequest {
+        application_name: request.application_name.clone(),
+        namespace: request.namespace.clone(),
+        cluster: None,
+    }
+}
+
+fn delete_request(request: &SubmitJobRequest) -> Result<DeleteJobRequest> {
+    Ok(DeleteJobRequest {
+        request_id: RequestId::new(unique_name("del"))?,
+        cluster: None,
+        application_name: request.application_name.clone(),
+        namespace: request.namespace.clone(),
+        submitted_by: None,
+        reason: None,
+        traceparent: None,
+    })
+}
+
+fn rejection(error: &GatewayError) -> Option<RejectionReason> {
+    match error {
+        GatewayError::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}
+
+/// Polls the status until `done` holds; returns every answer seen.
+async fn follow_status(
+    gateway: &TestGateway,
+    request: &GetJobStatusRequest,
+    done: impl Fn(&GetJobStatusResponse) -> bool,
+) -> Result<Vec<GetJobStatusResponse>> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = gateway.status(request).await?;
+        let finished = done(&status);
+        seen.push(status);
+        if finished {
+            return Ok(seen);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "status did not reach the expected point in 30 s; last: {:?}",
+                seen.last()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_pi_test_creates_exactly_its_golden_spark_application() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let path = repo_root().join("events-schema/examples/submit-job-request.v1/seed-pi-test.json");
+    let request: SubmitJobRequest = decode(&std::fs::read(path)?)?;
+    let submitted = gateway.submit(&request).await?;
+    assert!(
+        matches!(submitted, Submitted::Created { .. }),
+        "{submitted:?}"
+    );
+
+    let golden: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(
+        repo_root().join("functions/core/tests/golden/pi-test.yaml"),
+    )?)?;
+    let stored = fixture.apps().await?.get("pi-test").await?;
+    let mut stored = serde_json::to_value(&stored)?;
+    // The API server fills in the CRD's schema defaults, exactly one here; everything else must be the
+    // golden object unchanged.
+    let tolerations = stored["spec"]["applicationTolerations"]
+        .as_object_mut()
+        .context("tolerations stored")?;
+    assert_eq!(
+        tolerations.remove("resourceRetainDurationMillis"),
+        Some(serde_json::json!(-1)),
+        "CRD default"
+    );
+    assert_eq!(
+        stored["spec"], golden["spec"],
+        "spec differs from the golden file"
+    );
+    for key in ["labels", "annotations"] {
+        let golden_map = golden["metadata"][key]
+            .as_object()
+            .context("golden metadata")?;
+        for (k, v) in golden_map {
+            assert_eq!(&stored["metadata"][key][k], v, "metadata.{key}.{k}");
+        }
+    }
+    assert_eq!(stored["metadata"]["name"], "pi-test");
+    assert_eq!(stored["metadata"]["namespace"], NAMESPACE);
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_delivery_creates_one_application_and_another_request_id_conflicts() -> Result<()>
+{
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let request = with_scenario(seed_request()?, "stuck");
+
+    let first = gateway.submit(&request).await?;
+    let second = gateway.submit(&request).await?;
+    let Submitted::Created { uid } = first else {
+        bail!("first delivery was {first:?}")
+    };
+    assert_eq!(second, Submitted::Duplicate { uid: uid.clone() });
+    let apps = fixture.apps().await?.list(&Default::default()).await?;
+    assert_eq!(
+        apps.items
+            .iter()
+            .filter(|a| a.metadata.name.as_deref() == Some(&request.application_name))
+            .count(),
+        1
+    );
+
+    let mut other = request.clone();
+    other.request_id = RequestId::new(unique_name("other"))?;
+    let error = gateway.submit(&other).await.unwrap_err();
+    assert_eq!(
+        rejection(&error),
+        Some(RejectionReason::Conflict),
+        "{error}"
+    );
+    assert!(!error.disposition().is_transient());
+    assert!(
+        error.to_string().contains(request.request_id.as_str()),
+        "{error}"
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_mid_run_is_reread_from_vault() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    gateway
+        .submit(&with_scenario(seed_request()?, "stuck"))
+        .await?;
+
+    let rotated = unique_name("gw-token-2");
+    fixture.cluster.control().add_token(&rotated);
+    assert!(
+        fixture
+            .cluster
+            .control()
+            .revoke_token(&fixture.gateway_token)
+    );
+    fixture.store_token(&rotated).await?;
+
+    // The cached token now gets 401; the gateway must re-read Vault and succeed without an error.
+    let requests_before = fixture
+        .cluster
+        .control()
+        .stats()
+        .requests
+        .values()
+        .sum::<u64>();
+    let submitted = gateway
+        .submit(&with_scenario(seed_request()?, "stuck"))
+        .await?;
+    assert!(
+        matches!(submitted, Submitted::Created { .. }),
+        "{submitted:?}"
+    );
+    let requests_after = fixture
+        .cluster
+        .control()
+        .stats()
+        .requests
+        .values()
+        .sum::<u64>();
+    assert!(
+        requests_after >= requests_before + 2,
+        "expected the refused call and its retry"
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_unreachable_is_a_transient_error() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    // Nothing listens on this port: exactly what a stopped Vault looks like to a client.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let gateway = fixture
+        .gateway_with(
+            &format!("http://{closed}"),
+            fixture.world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?,
+        )
+        .await?;
+    let error = gateway.submit(&seed_request()?).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Cluster(ClusterError::Token(VaultError::Unavailable { .. }))
+        ),
+        "{error:?}"
+    );
+    assert!(error.disposition().is_transient());
+    assert!(!error.is_configuration());
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_credentials_secret_is_a_clear_configuration_error() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let missing = unique_name("spark-gateway/no-such-secret");
+    let gateway = fixture
+        .gateway_with(fixture.world.vault_addr()?, &missing)
+        .await?;
+    let error = gateway.submit(&seed_request()?).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            GatewayError::Cluster(ClusterError::Token(VaultError::Credentials(
+                CredentialsError::NotFound { .. }
+            )))
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_configuration());
+    assert!(error.to_string().contains(&missing), "{error}");
+    // Not the request's fault: it must wait for the fix, not be rejected.
+    assert!(error.disposition().is_transient());
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_twice_succeeds_twice() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let request = with_scenario(seed_request()?, "stuck");
+    let Submitted::Created { uid } = gateway.submit(&request).await? else {
+        bail!("not created")
+    };
+    follow_status(&gateway, &status_request(&request), |s| {
+        s.state == Some(ApplicationState::RunningHealthy)
+    })
+    .await?;
+
+    assert_eq!(
+        gateway.delete(&delete_request(&request)?).await?,
+        Deleted::Deleted { uid }
+    );
+    // The simulator records the shutdown, then releases its finalizer; the object disappears.
+    let apps = fixture.apps().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while apps.get_opt(&request.application_name).await?.is_some() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "application not gone after delete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gateway.delete(&delete_request(&request)?).await?,
+        Deleted::AlreadyGone
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_application_the_gateway_did_not_create_is_refused() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let request = seed_request()?;
+    let foreign: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "spark.apache.org/v1", "kind": "SparkApplication",
+        "metadata": {"name": request.application_name, "namespace": NAMESPACE},
+        "spec": {"runtimeVersions": {"sparkVersion": "4.1.0"}},
+    }))?;
+    fixture
+        .apps()
+        .await?
+        .create(&PostParams::default(), &foreign)
+        .await?;
+    let error = gateway
+        .delete(&delete_request(&request)?)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejection(&error),
+        Some(RejectionReason::Forbidden),
+        "{error}"
+    );
+    assert!(
+        fixture
+            .apps()
+            .await?
+            .get_opt(&request.application_name)
+            .await?
+            .is_some()
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_follows_a_successful_lifecycle_and_keeps_the_outcome_after_release() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let request = with_scenario(seed_request()?, "success");
+    gateway.submit(&request).await?;
+    let seen = follow_status(&gateway, &status_request(&request), |s| {
+        s.state == Some(ApplicationState::ResourceReleased)
+    })
+    .await?;
+    let last = seen.last().expect("at least one answer");
+    assert_eq!(last.outcome, Some(Outcome::Succeeded));
+    assert_eq!(
+        last.request_id.as_deref(),
+        Some(request.request_id.as_str())
+    );
+    let states: Vec<ApplicationState> = last.history.iter().map(|h| h.state).collect();
+    assert_eq!(
+        states,
+        [
+            ApplicationState::Submitted,
+            ApplicationState::DriverRequested,
+            ApplicationState::DriverStarted,
+            ApplicationState::DriverReady,
+            ApplicationState::RunningHealthy,
+            ApplicationState::Succeeded,
+            ApplicationState::ResourceReleased
+        ]
+    );
+    assert!(
+        seen.iter().any(|s| s.outcome.is_none()),
+        "never saw the application before its end"
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_failure_after_release() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let mut request = with_scenario(seed_request()?, "failure");
+    // The seed retains resources on failure; release them so the application reaches ResourceReleased.
+    request.application_tolerations = None;
+    gateway.submit(&request).await?;
+    let seen = follow_status(&gateway, &status_request(&request), |s| {
+        s.state.is_some_and(ApplicationState::is_terminal)
+    })
+    .await?;
+    let last = seen.last().expect("at least one answer");
+    assert_eq!(last.state, Some(ApplicationState::ResourceReleased));
+    assert!(
+        matches!(
+            last.outcome,
+            Some(Outcome::Failed {
+                reason: FailureReason::Failed,
+                ..
+            })
+        ),
+        "{:?}",
+        last.outcome
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_violations_and_missing_namespaces_are_permanent_and_create_nothing() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let mut bad = seed_request()?;
+    bad.spark_conf
+        .insert("spark.master".into(), "local[*]".into());
+    bad.executor.as_mut().unwrap().instances = Some(10_000);
+    let error = gateway.submit(&bad).await.unwrap_err();
+    let GatewayError::Rejected {
+        reason, violations, ..
+    } = &error
+    else {
+        bail!("{error:?}")
+    };
+    assert_eq!(*reason, RejectionReason::PolicyViolation);
+    assert_eq!(violations.len(), 2, "{violations:?}");
+
+    let mut elsewhere = seed_request()?;
+    elsewhere.cluster = Some("prod".into());
+    assert_eq!(
+        rejection(&gateway.submit(&elsewhere).await.unwrap_err()),
+        Some(RejectionReason::UnknownCluster)
+    );
+    assert!(
+        fixture
+            .apps()
+            .await?
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty()
+    );
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_errors_are_transient_and_succeed_on_retry() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let gateway = fixture.gateway().await?;
+    let request = with_scenario(seed_request()?, "stuck");
+    for code in [500, 429] {
+        // One failure: the gateway must surface it rather than retry behind the queue's back.
+        fixture
+            .cluster
+            .control()
+            .inject_errors(ErrorRule::next("create", code, 1));
+        let error = gateway.submit(&request).await.unwrap_err();
+        assert!(error.disposition().is_transient(), "{code}: {error}");
+        assert!(
+            error.to_string().contains(&code.to_string()),
+            "{code}: {error}"
+        );
+        fixture.cluster.control().clear_faults();
+    }
+    assert!(matches!(
+        gateway.submit(&request).await?,
+        Submitted::Created { .. }
+    ));
+    fixture.cluster.shutdown().await;
+    Ok(())
+}

@@ -145,6 +145,9 @@ pub enum RejectionReason {
     Forbidden,
     /// The cluster found the SparkApplication invalid (Kubernetes 422), or the namespace does not exist.
     RejectedByCluster,
+    /// A transient failure (cluster, proxy or Vault unavailable) lasted through every delivery attempt;
+    /// the message says the last error. The request may be sent again once the cause is fixed.
+    RetriesExhausted,
 }
 
 /// One offending field.

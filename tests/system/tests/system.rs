@@ -5,6 +5,8 @@
 //! Start the world first: `infra/local/up` (the `make test` suite does).
 
 mod system {
+    pub mod fixture;
+    pub mod functions;
     pub mod gateway;
     pub mod local_world;
 }

@@ -2,150 +2,25 @@
 //! the cluster token from OpenBao, and a private Kubernetes API emulator behind TLS with the operator
 //! simulator.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use kube_emulator::ErrorRule;
 use serde_json::Value;
-use spark_gateway::approle::{AnyCredentials, CredentialsError, SecretsManagerCredentials};
-use spark_gateway::cluster::{ClusterError, KubeClusters};
-use spark_gateway::config::{ClusterConfig, ClustersConfig, VaultConfig};
-use spark_gateway::vault::{VaultError, VaultTokens};
-use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
-use spark_gateway_core::{Classify, Policy};
+use spark_gateway::approle::CredentialsError;
+use spark_gateway::cluster::ClusterError;
+use spark_gateway::vault::VaultError;
+use spark_gateway::{Deleted, GatewayError, Submitted};
+use spark_gateway_core::Classify;
 use spark_gateway_events::{
     ApplicationState, DeleteJobRequest, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
     Outcome, RejectionReason, RequestId, SubmitJobRequest, decode,
 };
-use spark_gateway_harness::aws::localstack_config;
+use spark_gateway_harness::unique_name;
 use spark_gateway_harness::world::repo_root;
-use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, unique_name};
 
-const CLUSTER: &str = "dev";
-const NAMESPACE: &str = "sjns-data-control";
-
-type TestGateway = Gateway<KubeClusters<VaultTokens<AnyCredentials>>>;
-
-/// A private cluster, its own bearer token stored at a path of its own in OpenBao, and a gateway
-/// configured for it with the AppRole credentials from Secrets Manager.
-struct Fixture {
-    world: LocalWorld,
-    cluster: TestCluster,
-    token_path: String,
-    gateway_token: String,
-}
-
-impl Fixture {
-    async fn start() -> Result<Self> {
-        spark_gateway_harness::init_tracing();
-        spark_gateway::install_crypto_provider();
-        let world = LocalWorld::from_env()?;
-        let cluster = TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?;
-        let gateway_token = unique_name("gw-token");
-        cluster.control().add_token(&gateway_token);
-        let token_path = format!("spark-gateway/tests/{}/token", unique_name("cluster"));
-        let fixture = Self {
-            world,
-            cluster,
-            token_path,
-            gateway_token,
-        };
-        fixture.store_token(&fixture.gateway_token.clone()).await?;
-        Ok(fixture)
-    }
-
-    /// Writes the cluster token to OpenBao with the root token (what an operator rotating it does).
-    async fn store_token(&self, token: &str) -> Result<()> {
-        let root = vaultrs::client::VaultClient::new(
-            vaultrs::client::VaultClientSettingsBuilder::default()
-                .address(self.world.vault_addr()?)
-                .token(self.world.var("VAULT_TOKEN")?)
-                .build()?,
-        )?;
-        vaultrs::kv2::set(
-            &root,
-            "secret",
-            &self.token_path,
-            &HashMap::from([("token", token)]),
-        )
-        .await?;
-        Ok(())
-    }
-
-    fn cluster_config(&self) -> ClusterConfig {
-        ClusterConfig {
-            proxy_url: self.cluster.url(),
-            ca_file: Some(self.cluster.ca_file()),
-            token_path: self.token_path.clone(),
-            token_key: "token".into(),
-            kv_mount: "secret".into(),
-            policy: Policy::allowing_namespaces([NAMESPACE]),
-            allow_delete_unmanaged: false,
-            request_timeout_seconds: 10,
-        }
-    }
-
-    async fn gateway_with(&self, vault_addr: &str, approle_secret: &str) -> Result<TestGateway> {
-        let aws = localstack_config(&self.world).await?;
-        let credentials = AnyCredentials::SecretsManager(SecretsManagerCredentials::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            approle_secret,
-        ));
-        let vault = VaultConfig {
-            addr: vault_addr.to_string(),
-            approle_mount: "approle".into(),
-            ca_file: None,
-            timeout: Duration::from_secs(3),
-        };
-        let clusters = ClustersConfig {
-            default_cluster: CLUSTER.into(),
-            clusters: BTreeMap::from([(CLUSTER.to_string(), self.cluster_config())]),
-        };
-        Ok(Gateway::new(
-            clusters,
-            KubeClusters::new(VaultTokens::new(vault, credentials)),
-        ))
-    }
-
-    async fn gateway(&self) -> Result<TestGateway> {
-        self.gateway_with(
-            self.world.vault_addr()?,
-            self.world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?,
-        )
-        .await
-    }
-
-    async fn apps(&self) -> Result<Api<DynamicObject>> {
-        Ok(Api::namespaced_with(
-            self.cluster.client().await?,
-            NAMESPACE,
-            &operator_sim::api_resource(),
-        ))
-    }
-}
-
-fn seed_request() -> Result<SubmitJobRequest> {
-    let path = repo_root().join("events-schema/examples/submit-job-request.v1/seed-pi-test.json");
-    let mut request: SubmitJobRequest = decode(&std::fs::read(path)?)?;
-    // A fresh request id and name per test, so tests share nothing.
-    request.request_id = RequestId::new(unique_name("req"))?;
-    request.application_name = unique_name("pi-test");
-    Ok(request)
-}
-
-fn with_scenario(mut request: SubmitJobRequest, scenario: &str) -> SubmitJobRequest {
-    request.labels.insert(
-        "operator-sim.spark-gateway.io/scenario".into(),
-        scenario.into(),
-    );
-    request.labels.insert(
-        "operator-sim.spark-gateway.io/step-millis".into(),
-        "100".into(),
-    );
-    request
-}
+use super::fixture::{Fixture, NAMESPACE, TestGateway, seed_request, with_scenario};
 
 fn status_request(request: &SubmitJobRequest) -> GetJobStatusRequest {
     GetJobStatusRequest {
@@ -399,15 +274,9 @@ async fn delete_twice_succeeds_twice() -> Result<()> {
         Deleted::Deleted { uid }
     );
     // The simulator records the shutdown, then releases its finalizer; the object disappears.
-    let apps = fixture.apps().await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while apps.get_opt(&request.application_name).await?.is_some() {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "application not gone after delete"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fixture
+        .wait_for_app(&request.application_name, false)
+        .await?;
     assert_eq!(
         gateway.delete(&delete_request(&request)?).await?,
         Deleted::AlreadyGone

@@ -1,0 +1,127 @@
+//! `spark-gateway-consumer`: the request handlers as a long-running process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use spark_gateway_consumer::{health, kafka, sqs};
+use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
+use tokio::sync::watch;
+
+/// Consume Spark Gateway job requests from SQS and/or Kafka.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// SQS request queue to long-poll.
+    #[arg(long, env = "SPARK_GATEWAY_REQUEST_QUEUE_URL")]
+    sqs_queue_url: Option<String>,
+    /// Kafka request topic to consume.
+    #[arg(long, env = "SPARK_GATEWAY_REQUEST_TOPIC")]
+    kafka_topic: Option<String>,
+    /// Kafka consumer group.
+    #[arg(
+        long,
+        env = "SPARK_GATEWAY_CONSUMER_GROUP",
+        default_value = "spark-gateway-consumer"
+    )]
+    kafka_group: String,
+    /// Seconds a received SQS message stays invisible (extended while in flight).
+    #[arg(long, default_value_t = 60)]
+    visibility_timeout_seconds: u64,
+    /// Address of /healthz and /readyz.
+    #[arg(
+        long,
+        env = "SPARK_GATEWAY_HEALTH_LISTEN",
+        default_value = "127.0.0.1:8089"
+    )]
+    health_listen: SocketAddr,
+    /// JSON logs (as in Lambda) instead of text.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.json_logs {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    if args.sqs_queue_url.is_none() && args.kafka_topic.is_none() {
+        bail!("nothing to consume: set --sqs-queue-url and/or --kafka-topic");
+    }
+    let config = HandlerConfig::from_env().context("reading configuration")?;
+    let max_deliveries = config.max_deliveries;
+    let bootstrap = config.kafka_bootstrap.clone();
+    let handlers = Arc::new(LiveHandlers::new(config).await?);
+    let (stop, shutdown) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(health::serve(
+        health::bind(args.health_listen).await?,
+        Arc::clone(&ready),
+    ));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(queue_url) = args.sqs_queue_url.clone() {
+        let source = sqs::SqsSource {
+            client: aws_sdk_sqs::Client::new(&spark_gateway::aws_sdk_config().await),
+            queue_url,
+            wait_seconds: 20,
+            visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds),
+            max_concurrency: handlers.max_concurrency,
+        };
+        let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
+        tasks.spawn(async move {
+            let done = sqs::run(
+                &source,
+                &handlers.processor,
+                &handlers.sqs_dead_letter,
+                shutdown,
+            )
+            .await?;
+            tracing::info!(completed = done, "SQS consumer stopped");
+            anyhow::Ok(())
+        });
+    }
+    if let Some(topic) = args.kafka_topic.clone() {
+        let consumer = kafka::consumer(&bootstrap, &args.kafka_group, &topic)?;
+        let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
+        tasks.spawn(async move {
+            let done = kafka::run(
+                &consumer,
+                &handlers.processor,
+                &handlers.kafka_dead_letter,
+                max_deliveries,
+                shutdown,
+            )
+            .await;
+            tracing::info!(completed = done, "Kafka consumer stopped");
+            anyhow::Ok(())
+        });
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(sqs = ?args.sqs_queue_url, kafka = ?args.kafka_topic, "spark-gateway-consumer ready");
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+        Some(result) = tasks.join_next() => { result??; bail!("a consumer loop ended unexpectedly"); }
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop.send(true);
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The Lambda event shapes (SQS and Kafka event source mappings) turned into [`InboundMessage`]s, and
+//! the batch outcome turned back into what Lambda expects: a partial-batch response for SQS, success or
+//! a failed invocation for Kafka.
+
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use spark_gateway_events::MessageOrigin;
+
+use crate::batch::process_batch;
+use crate::message::InboundMessage;
+use crate::processor::{Operations, Outcome, Processor};
+use crate::sinks::{DeadLetterSink, EventPublisher};
+
+/// SQS records as messages, paired with their message ids.
+pub fn sqs_messages(event: &SqsEvent) -> Vec<(String, InboundMessage)> {
+    event
+        .records
+        .iter()
+        .map(|record| {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let message = InboundMessage {
+                body: record.body.clone().unwrap_or_default().into_bytes(),
+                origin: MessageOrigin::Sqs {
+                    queue: record.event_source_arn.clone().unwrap_or_default(),
+                    message_id: message_id.clone(),
+                },
+                key: None,
+                delivery_count: record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok()),
+            };
+            (message_id, message)
+        })
+        .collect()
+}
+
+/// Handles an SQS event: every message that must be retried is reported in `batchItemFailures`; the
+/// others (applied or rejected) are acknowledged by Lambda.
+pub async fn handle_sqs_event<O, P, D>(
+    processor: &Processor<O, P>,
+    event: &SqsEvent,
+    dead_letters: &D,
+    max_concurrency: usize,
+) -> SqsBatchResponse
+where
+    O: Operations,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    let (ids, messages): (Vec<String>, Vec<InboundMessage>) =
+        sqs_messages(event).into_iter().unzip();
+    let outcomes = process_batch(
+        processor,
+        &messages,
+        InboundMessage::ordering_key,
+        dead_letters,
+        max_concurrency,
+    )
+    .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
+        if !outcome.is_final() {
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// A Kafka record whose key or value is not valid base64 (the event source mapping always encodes them).
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka record {topic}/{partition}/{offset} has invalid base64 in its {field}")]
+pub struct RecordEncodingError {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i64,
+    /// Offset.
+    pub offset: i64,
+    /// `key` or `value`.
+    pub field: &'static str,
+}
+
+fn kafka_message(record: &KafkaRecord) -> Result<InboundMessage, RecordEncodingError> {
+    let topic = record.topic.clone().unwrap_or_default();
+    let decode = |text: &Option<String>, field| {
+        text.as_deref()
+            .map(|t| BASE64.decode(t))
+            .transpose()
+            .map_err(|_| RecordEncodingError {
+                topic: topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                field,
+            })
+    };
+    Ok(InboundMessage {
+        body: decode(&record.value, "value")?.unwrap_or_default(),
+        key: decode(&record.key, "key")?,
+        origin: MessageOrigin::Kafka {
+            topic: topic.clone(),
+            partition: i32::try_from(record.partition).unwrap_or(i32::MAX),
+            offset: record.offset,
+        },
+        delivery_count: None,
+    })
+}
+
+/// Kafka records as messages, each partition in offset order.
+pub fn kafka_messages(event: &KafkaEvent) -> Result<Vec<InboundMessage>, RecordEncodingError> {
+    let mut records: Vec<&KafkaRecord> = event.records.values().flatten().collect();
+    records
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    records.into_iter().map(kafka_message).collect()
+}
+
+/// The ordering key of Kafka records: their partition, whose order producers rely on.
+pub fn partition_key(message: &InboundMessage) -> String {
+    match &message.origin {
+        MessageOrigin::Kafka {
+            topic, partition, ..
+        } => format!("{topic}/{partition}"),
+        other => other.locator(),
+    }
+}
+
+/// A Kafka batch with records that must be retried: the invocation fails and Lambda redelivers the batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{retry} of {total} Kafka records must be retried (first: {first})")]
+pub struct KafkaBatchFailed {
+    /// Records to retry.
+    pub retry: usize,
+    /// Records in the batch.
+    pub total: usize,
+    /// The first reason.
+    pub first: String,
+}
+
+/// Handles a Kafka event; partitions run concurrently, each in order, and a partition stops at its first
+/// record that must be retried. Records already applied are safe to replay: a repeated submit is a
+/// duplicate and a repeated delete finds nothing to delete.
+pub async fn handle_kafka_event<O, P, D>(
+    processor: &Processor<O, P>,
+    messages: &[InboundMessage],
+    dead_letters: &D,
+    max_concurrency: usize,
+) -> Result<usize, KafkaBatchFailed>
+where
+    O: Operations,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    let outcomes = process_batch(
+        processor,
+        messages,
+        partition_key,
+        dead_letters,
+        max_concurrency,
+    )
+    .await;
+    let retries: Vec<&Outcome> = outcomes.iter().filter(|o| !o.is_final()).collect();
+    match retries.first() {
+        None => Ok(outcomes.len()),
+        Some(Outcome::Retry(first)) => Err(KafkaBatchFailed {
+            retry: retries.len(),
+            total: outcomes.len(),
+            first: first.clone(),
+        }),
+        Some(_) => unreachable!("only retries are not final"),
+    }
+}

@@ -1,0 +1,269 @@
+//! One request message to exactly one outcome: applied, rejected (its terminal event published and the
+//! message dead-lettered), or retry. Permanent failures never loop; transient ones are retried by the
+//! transport until its delivery count runs out, and then also end in a visible rejection.
+
+use jiff::Timestamp;
+use spark_gateway::cluster::ClusterApi;
+use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
+use spark_gateway_core::{Classify, Disposition};
+use spark_gateway_events::{
+    CloudEvent, DeleteJobRequest, JobRequest, RejectionReason, RequestRejected, SubmitJobRequest,
+    decode_job_request, rejection_for_undecodable,
+};
+
+use crate::message::InboundMessage;
+use crate::sinks::{DeadLetterSink, EventPublisher};
+
+/// The operations a request can ask for (the gateway, or a fake in unit tests).
+pub trait Operations: Send + Sync {
+    /// Submit.
+    fn submit(
+        &self,
+        request: &SubmitJobRequest,
+    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send;
+    /// Delete.
+    fn delete(
+        &self,
+        request: &DeleteJobRequest,
+    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send;
+}
+
+impl<A: ClusterApi> Operations for Gateway<A> {
+    fn submit(
+        &self,
+        request: &SubmitJobRequest,
+    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
+        Gateway::submit(self, request)
+    }
+    fn delete(
+        &self,
+        request: &DeleteJobRequest,
+    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
+        Gateway::delete(self, request)
+    }
+}
+
+impl<T: Operations> Operations for &T {
+    fn submit(
+        &self,
+        request: &SubmitJobRequest,
+    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
+        (**self).submit(request)
+    }
+    fn delete(
+        &self,
+        request: &DeleteJobRequest,
+    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
+        (**self).delete(request)
+    }
+}
+
+impl<T: Operations> Operations for std::sync::Arc<T> {
+    fn submit(
+        &self,
+        request: &SubmitJobRequest,
+    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
+        (**self).submit(request)
+    }
+    fn delete(
+        &self,
+        request: &DeleteJobRequest,
+    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
+        (**self).delete(request)
+    }
+}
+
+/// What happened to a message that was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A submit created its application.
+    Submitted(Submitted),
+    /// A delete removed (or found already gone) its application.
+    Deleted(Deleted),
+}
+
+/// The one outcome of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Applied: acknowledge.
+    Applied(Applied),
+    /// Refused for good: its rejection event is published and a copy dead-lettered; acknowledge.
+    Rejected(Box<RequestRejected>),
+    /// Not applied yet: leave it to be delivered again.
+    Retry(String),
+}
+
+impl Outcome {
+    /// The message is done with and must be acknowledged (deleted from SQS, offset stored).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Retry(_))
+    }
+}
+
+/// Handles request messages with the gateway's operations, publishing rejections.
+pub struct Processor<O, P> {
+    operations: O,
+    publisher: P,
+    source: String,
+    max_deliveries: u32,
+}
+
+/// The CloudEvents `source` of rejections published by the job-requests function or the consumer.
+pub const REJECTION_SOURCE: &str = "/spark-gateway/functions/job-requests";
+
+impl<O: Operations, P: EventPublisher> Processor<O, P> {
+    /// A processor that turns a transient failure into a final rejection at the `max_deliveries`-th
+    /// delivery (match the queue's `maxReceiveCount`, so the rejection comes before SQS's own redrive).
+    pub fn new(operations: O, publisher: P, max_deliveries: u32) -> Self {
+        Self {
+            operations,
+            publisher,
+            source: REJECTION_SOURCE.to_string(),
+            max_deliveries,
+        }
+    }
+
+    /// The operations (for the status function sharing them).
+    pub fn operations(&self) -> &O {
+        &self.operations
+    }
+
+    /// Handles one message.
+    pub async fn process<D: DeadLetterSink>(
+        &self,
+        message: &InboundMessage,
+        dead_letters: &D,
+    ) -> Outcome {
+        let request = match decode_job_request(&message.body) {
+            Ok(request) => request,
+            Err(error) => {
+                let rejected =
+                    rejection_for_undecodable(&message.body, &error, message.origin.clone());
+                return self.reject(message, rejected, None, dead_letters).await;
+            }
+        };
+        let result = match &request {
+            JobRequest::Submit(submit) => {
+                self.operations.submit(submit).await.map(Applied::Submitted)
+            }
+            JobRequest::Delete(delete) => {
+                self.operations.delete(delete).await.map(Applied::Deleted)
+            }
+        };
+        let (namespace, name) = request.target();
+        let request_id = request.request_id().as_str();
+        let error = match result {
+            Ok(applied) => {
+                tracing::info!(request_id, namespace, name, action = request.action().as_str(), outcome = ?applied, "request applied");
+                return Outcome::Applied(applied);
+            }
+            Err(error) => error,
+        };
+        match error.disposition() {
+            Disposition::Permanent(reason) => {
+                let rejected = rejection_for(&request, reason, &error, message);
+                self.reject(message, rejected, traceparent(&request), dead_letters)
+                    .await
+            }
+            Disposition::Transient { .. }
+                if message
+                    .delivery_count
+                    .is_some_and(|n| n >= self.max_deliveries) =>
+            {
+                let mut rejected =
+                    rejection_for(&request, RejectionReason::RetriesExhausted, &error, message);
+                rejected.message = format!(
+                    "gave up after {} deliveries; last error: {error}",
+                    self.max_deliveries
+                );
+                self.reject(message, rejected, traceparent(&request), dead_letters)
+                    .await
+            }
+            Disposition::Transient { .. } => {
+                tracing::warn!(
+                    request_id,
+                    namespace,
+                    name,
+                    configuration = error.is_configuration(),
+                    error = %error,
+                    "request failed transiently; it will be delivered again"
+                );
+                Outcome::Retry(error.to_string())
+            }
+        }
+    }
+
+    async fn reject<D: DeadLetterSink>(
+        &self,
+        message: &InboundMessage,
+        rejected: RequestRejected,
+        traceparent: Option<String>,
+        dead_letters: &D,
+    ) -> Outcome {
+        let mut event = CloudEvent::new(rejected.event_id(), self.source.clone(), rejected.clone());
+        event.time = Some(Timestamp::now());
+        event.partitionkey = Some(
+            rejected
+                .request_id
+                .clone()
+                .unwrap_or_else(|| rejected.origin.locator()),
+        );
+        event.traceparent = traceparent;
+        if let (Some(namespace), Some(name)) = (&rejected.namespace, &rejected.application_name) {
+            event.subject = Some(format!("{namespace}/{name}"));
+        }
+        // Publish before dead-lettering and acknowledging: if anything fails the message comes back and
+        // both happen again, under the same event id, so subscribers can de-duplicate.
+        if let Err(error) = self.publisher.publish_rejection(&event).await {
+            tracing::warn!(%error, "could not publish a rejection; the message will be delivered again");
+            return Outcome::Retry(error.to_string());
+        }
+        if let Err(error) = dead_letters.dead_letter(message, &rejected).await {
+            tracing::warn!(%error, "could not dead-letter a rejected message; it will be delivered again");
+            return Outcome::Retry(error.to_string());
+        }
+        tracing::info!(
+            request_id = rejected.request_id.as_deref().unwrap_or("-"),
+            reason = ?rejected.reason,
+            message = %rejected.message,
+            "request rejected"
+        );
+        Outcome::Rejected(Box::new(rejected))
+    }
+}
+
+fn traceparent(request: &JobRequest) -> Option<String> {
+    match request {
+        JobRequest::Submit(r) => r.traceparent.as_ref().map(ToString::to_string),
+        JobRequest::Delete(r) => r.traceparent.as_ref().map(ToString::to_string),
+    }
+}
+
+fn rejection_for(
+    request: &JobRequest,
+    reason: RejectionReason,
+    error: &GatewayError,
+    message: &InboundMessage,
+) -> RequestRejected {
+    let (namespace, name) = request.target();
+    let submitted_by = match request {
+        JobRequest::Submit(r) => r.submitted_by.clone(),
+        JobRequest::Delete(r) => r.submitted_by.clone(),
+    };
+    let violations = match error {
+        GatewayError::Rejected { violations, .. } => violations.clone(),
+        _ => Vec::new(),
+    };
+    RequestRejected {
+        request_id: Some(request.request_id().to_string()),
+        action: Some(request.action()),
+        application_name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        cluster: request.cluster().map(str::to_string),
+        submitted_by,
+        reason,
+        message: error.to_string(),
+        violations,
+        origin: message.origin.clone(),
+    }
+}

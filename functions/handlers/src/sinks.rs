@@ -1,0 +1,269 @@
+//! Where the handlers' output goes: the completion topic (rejection events) and the dead-letter queue or
+//! topic (a copy of the refused message). Narrow traits, so handlers run with fakes in unit tests and
+//! with SQS and Kafka in system tests.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use spark_gateway_events::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestRejected};
+
+use crate::message::InboundMessage;
+
+/// A sink could not take the message; the request must be retried, not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Kafka did not acknowledge the record.
+    #[error("Kafka did not acknowledge the record on {topic}: {detail}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// rdkafka's error.
+        detail: String,
+    },
+    /// SQS refused or could not be reached.
+    #[error("SQS did not accept the dead-letter copy: {0}")]
+    Sqs(String),
+    /// No dead-letter destination is configured for this transport.
+    #[error("no dead-letter destination configured (set {0})")]
+    NotConfigured(&'static str),
+}
+
+/// Publishes rejection events to the completion topic.
+pub trait EventPublisher: Send + Sync {
+    /// Publishes `event`; returns once the broker acknowledged it.
+    fn publish_rejection(
+        &self,
+        event: &CloudEvent<RequestRejected>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+impl<T: EventPublisher> EventPublisher for &T {
+    fn publish_rejection(
+        &self,
+        event: &CloudEvent<RequestRejected>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).publish_rejection(event)
+    }
+}
+
+/// Keeps a copy of a refused message where people can find it.
+pub trait DeadLetterSink: Send + Sync {
+    /// Stores `message` with the reason it was refused.
+    fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        rejection: &RequestRejected,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// An SQS dead-letter queue that may be unconfigured: then refused messages are not acknowledged, and
+/// SQS's own redrive policy moves them to its dead-letter queue after `maxReceiveCount` deliveries.
+impl DeadLetterSink for Option<SqsDeadLetter> {
+    async fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        rejection: &RequestRejected,
+    ) -> Result<(), SinkError> {
+        match self {
+            Some(sink) => sink.dead_letter(message, rejection).await,
+            None => Err(SinkError::NotConfigured("SPARK_GATEWAY_DLQ_URL")),
+        }
+    }
+}
+
+/// Header and attribute names of dead-letter copies (see the AsyncAPI document).
+pub mod attributes {
+    /// The rejection reason code.
+    pub const REASON: &str = "spark-gateway-rejection-reason";
+    /// The rejection message.
+    pub const MESSAGE: &str = "spark-gateway-rejection-message";
+    /// The request id, when readable.
+    pub const REQUEST_ID: &str = "spark-gateway-request-id";
+    /// Where the message was read.
+    pub const ORIGIN: &str = "spark-gateway-origin";
+}
+
+fn reason_code(rejection: &RequestRejected) -> String {
+    serde_json::to_value(rejection.reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The idempotent Kafka producer both the completion topic and the dead-letter topic use.
+pub fn kafka_producer(bootstrap: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "10000")
+        .create()
+}
+
+/// Rejection events to a Kafka topic, keyed by request id (or the message's place when it has none).
+#[derive(Clone)]
+pub struct KafkaEventPublisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl KafkaEventPublisher {
+    /// Publishes to `topic` with `producer`.
+    pub fn new(producer: FutureProducer, topic: impl Into<String>) -> Self {
+        Self {
+            producer,
+            topic: topic.into(),
+        }
+    }
+}
+
+impl EventPublisher for KafkaEventPublisher {
+    async fn publish_rejection(
+        &self,
+        event: &CloudEvent<RequestRejected>,
+    ) -> Result<(), SinkError> {
+        let payload = serde_json::to_vec(event).expect("events serialize");
+        let key = event
+            .partitionkey
+            .clone()
+            .unwrap_or_else(|| event.id.clone());
+        let mut headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some(CLOUDEVENTS_JSON_CONTENT_TYPE),
+        });
+        if let Some(traceparent) = &event.traceparent {
+            headers = headers.insert(Header {
+                key: "traceparent",
+                value: Some(traceparent.as_str()),
+            });
+        }
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| SinkError::Kafka {
+                topic: self.topic.clone(),
+                detail: error.to_string(),
+            })
+    }
+}
+
+/// Dead-letter copies to an SQS queue, the reason in message attributes.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetter {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetter {
+    /// Sends copies to `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+fn text_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+impl DeadLetterSink for SqsDeadLetter {
+    async fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        rejection: &RequestRejected,
+    ) -> Result<(), SinkError> {
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
+            .message_body(String::from_utf8_lossy(&message.body))
+            .message_attributes(attributes::REASON, text_attribute(&reason_code(rejection)))
+            .message_attributes(attributes::MESSAGE, text_attribute(&rejection.message))
+            .message_attributes(
+                attributes::ORIGIN,
+                text_attribute(&rejection.origin.locator()),
+            );
+        if let Some(request_id) = &rejection.request_id {
+            send = send.message_attributes(attributes::REQUEST_ID, text_attribute(request_id));
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| SinkError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))
+    }
+}
+
+/// Dead-letter copies to a Kafka topic: the original key and value, the reason in headers.
+#[derive(Clone)]
+pub struct KafkaDeadLetter {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl KafkaDeadLetter {
+    /// Sends copies to `topic`.
+    pub fn new(producer: FutureProducer, topic: impl Into<String>) -> Self {
+        Self {
+            producer,
+            topic: topic.into(),
+        }
+    }
+}
+
+impl DeadLetterSink for KafkaDeadLetter {
+    async fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        rejection: &RequestRejected,
+    ) -> Result<(), SinkError> {
+        let reason = reason_code(rejection);
+        let origin = rejection.origin.locator();
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: attributes::REASON,
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: attributes::MESSAGE,
+                value: Some(rejection.message.as_str()),
+            })
+            .insert(Header {
+                key: attributes::ORIGIN,
+                value: Some(origin.as_str()),
+            });
+        if let Some(request_id) = &rejection.request_id {
+            headers = headers.insert(Header {
+                key: attributes::REQUEST_ID,
+                value: Some(request_id.as_str()),
+            });
+        }
+        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.topic)
+            .payload(&message.body)
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| SinkError::Kafka {
+                topic: self.topic.clone(),
+                detail: error.to_string(),
+            })
+    }
+}

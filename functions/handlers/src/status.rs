@@ -1,0 +1,131 @@
+//! The status function: a [`GetJobStatusRequest`] by direct invocation, or by HTTP through a Lambda
+//! function URL (`GET ?namespace=..&application_name=..[&cluster=..]` or `POST` with the JSON body).
+
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use serde_json::{Value, json};
+use spark_gateway::cluster::ClusterApi;
+use spark_gateway::{Gateway, GatewayError};
+use spark_gateway_events::{GetJobStatusRequest, GetJobStatusResponse, decode};
+
+/// A status query that failed, with the HTTP status and Lambda error type that describe it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StatusFailure {
+    /// HTTP status for a function URL.
+    pub http_status: u16,
+    /// Lambda `errorType` for a direct invocation.
+    pub error_type: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl From<GatewayError> for StatusFailure {
+    fn from(error: GatewayError) -> Self {
+        let (http_status, error_type) = match &error {
+            GatewayError::NotFound { .. } => (404, "NotFound"),
+            GatewayError::Rejected { .. } => (400, "InvalidRequest"),
+            GatewayError::Cluster(_) => (503, "Unavailable"),
+            GatewayError::Status(_) => (502, "InvalidApplicationStatus"),
+        };
+        Self {
+            http_status,
+            error_type,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Answers status queries.
+pub trait StatusOperations: Send + Sync {
+    /// The status of one application.
+    fn status(
+        &self,
+        request: &GetJobStatusRequest,
+    ) -> impl Future<Output = Result<GetJobStatusResponse, GatewayError>> + Send;
+}
+
+impl<A: ClusterApi> StatusOperations for Gateway<A> {
+    fn status(
+        &self,
+        request: &GetJobStatusRequest,
+    ) -> impl Future<Output = Result<GetJobStatusResponse, GatewayError>> + Send {
+        Gateway::status(self, request)
+    }
+}
+
+fn invalid(message: String) -> StatusFailure {
+    StatusFailure {
+        http_status: 400,
+        error_type: "InvalidRequest",
+        message,
+    }
+}
+
+/// Handles one invocation of the status function; function-URL events get an HTTP response, direct
+/// invocations the status or an error.
+pub async fn handle_status_event<S: StatusOperations>(
+    operations: &S,
+    event: Value,
+) -> Result<Value, StatusFailure> {
+    if event.get("requestContext").is_some() && event.get("rawPath").is_some() {
+        let request: LambdaFunctionUrlRequest = serde_json::from_value(event)
+            .map_err(|e| invalid(format!("not a function URL event: {e}")))?;
+        return Ok(
+            serde_json::to_value(handle_url_request(operations, &request).await)
+                .expect("responses serialize"),
+        );
+    }
+    let request: GetJobStatusRequest =
+        decode(event.to_string().as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let status = operations.status(&request).await?;
+    Ok(serde_json::to_value(status).expect("responses serialize"))
+}
+
+async fn handle_url_request<S: StatusOperations>(
+    operations: &S,
+    request: &LambdaFunctionUrlRequest,
+) -> LambdaFunctionUrlResponse {
+    let query = || -> Result<GetJobStatusRequest, StatusFailure> {
+        match request.body.as_deref().filter(|b| !b.trim().is_empty()) {
+            Some(body) => decode(body.as_bytes()).map_err(|e| invalid(e.to_string())),
+            None => {
+                let params = &request.query_string_parameters;
+                let required = |key: &str| {
+                    params
+                        .get(key)
+                        .cloned()
+                        .ok_or_else(|| invalid(format!("{key}: missing query parameter `{key}`")))
+                };
+                Ok(GetJobStatusRequest {
+                    application_name: required("application_name")?,
+                    namespace: required("namespace")?,
+                    cluster: params.get("cluster").cloned(),
+                })
+            }
+        }
+    };
+    let result = match query() {
+        Ok(query) => operations.status(&query).await.map_err(StatusFailure::from),
+        Err(failure) => Err(failure),
+    };
+    let (status_code, body) = match result {
+        Ok(status) => (
+            200,
+            serde_json::to_value(status).expect("responses serialize"),
+        ),
+        Err(failure) => (
+            failure.http_status,
+            json!({"error": failure.error_type, "message": failure.message}),
+        ),
+    };
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status_code);
+    response.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(body.to_string());
+    response
+}

@@ -1,0 +1,341 @@
+//! The handlers with fakes for the gateway and the sinks: outcomes per message, per-application order,
+//! partial batch responses, and what is published and dead-lettered.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde_json::json;
+use spark_gateway::cluster::ClusterError;
+use spark_gateway::{Deleted, GatewayError, Submitted};
+use spark_gateway_events::{
+    CloudEvent, DeleteJobRequest, FieldViolation, MessageOrigin, RejectionReason, RequestRejected,
+    SubmitJobRequest,
+};
+use spark_gateway_handlers::batch::{HELD_BACK, process_batch};
+use spark_gateway_handlers::lambda_events::{handle_kafka_event, handle_sqs_event, partition_key};
+use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher, SinkError};
+use spark_gateway_handlers::{Applied, InboundMessage, Operations, Outcome, Processor};
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Succeed,
+    Reject,
+    FailTransiently,
+}
+
+#[derive(Default)]
+struct FakeGateway {
+    behaviour: HashMap<String, Behaviour>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeGateway {
+    fn with(pairs: &[(&str, Behaviour)]) -> Self {
+        Self {
+            behaviour: pairs.iter().map(|(k, b)| (k.to_string(), *b)).collect(),
+            ..Self::default()
+        }
+    }
+
+    fn answer<T>(&self, request_id: &str, label: String, ok: T) -> Result<T, GatewayError> {
+        self.calls.lock().unwrap().push(label);
+        match self
+            .behaviour
+            .get(request_id)
+            .copied()
+            .unwrap_or(Behaviour::Succeed)
+        {
+            Behaviour::Succeed => Ok(ok),
+            Behaviour::Reject => Err(GatewayError::Rejected {
+                reason: RejectionReason::PolicyViolation,
+                message: "1 policy violation(s)".into(),
+                violations: vec![FieldViolation {
+                    field: "namespace".into(),
+                    rule: "namespace_allow_list".into(),
+                    message: "no".into(),
+                }],
+            }),
+            Behaviour::FailTransiently => Err(GatewayError::Cluster(ClusterError::Transport(
+                "connection refused".into(),
+            ))),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Operations for FakeGateway {
+    async fn submit(&self, request: &SubmitJobRequest) -> Result<Submitted, GatewayError> {
+        let label = format!("submit {}", request.application_name);
+        self.answer(
+            request.request_id.as_str(),
+            label,
+            Submitted::Created { uid: "uid".into() },
+        )
+    }
+    async fn delete(&self, request: &DeleteJobRequest) -> Result<Deleted, GatewayError> {
+        let label = format!("delete {}", request.application_name);
+        self.answer(
+            request.request_id.as_str(),
+            label,
+            Deleted::Deleted { uid: "uid".into() },
+        )
+    }
+}
+
+#[derive(Default)]
+struct FakeSinks {
+    fail: bool,
+    events: Mutex<Vec<CloudEvent<RequestRejected>>>,
+    dead: Mutex<Vec<(Vec<u8>, RequestRejected)>>,
+}
+
+impl EventPublisher for FakeSinks {
+    async fn publish_rejection(
+        &self,
+        event: &CloudEvent<RequestRejected>,
+    ) -> Result<(), SinkError> {
+        if self.fail {
+            return Err(SinkError::Kafka {
+                topic: "events".into(),
+                detail: "broker down".into(),
+            });
+        }
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+impl DeadLetterSink for FakeSinks {
+    async fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        rejection: &RequestRejected,
+    ) -> Result<(), SinkError> {
+        self.dead
+            .lock()
+            .unwrap()
+            .push((message.body.clone(), rejection.clone()));
+        Ok(())
+    }
+}
+
+fn submit(id: &str, name: &str) -> String {
+    json!({"action": "submit", "request_id": id, "application_name": name, "namespace": "ns",
+           "spark_application_type": "Python", "py_files": ["local:///pi.py"], "runtime_versions": {"spark_version": "4.1.0"}})
+    .to_string()
+}
+
+fn delete(id: &str, name: &str) -> String {
+    json!({"action": "delete", "request_id": id, "application_name": name, "namespace": "ns"})
+        .to_string()
+}
+
+fn sqs(body: &str, id: usize, receives: u32) -> InboundMessage {
+    InboundMessage {
+        body: body.as_bytes().to_vec(),
+        origin: MessageOrigin::Sqs {
+            queue: "arn:queue".into(),
+            message_id: format!("m-{id}"),
+        },
+        key: None,
+        delivery_count: Some(receives),
+    }
+}
+
+#[tokio::test]
+async fn invalid_json_is_rejected_published_and_dead_lettered_without_touching_the_cluster() {
+    let gateway = FakeGateway::default();
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let outcome = processor.process(&sqs("{not json", 1, 1), &sinks).await;
+    let Outcome::Rejected(rejected) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(rejected.reason, RejectionReason::MalformedMessage);
+    assert!(gateway.calls().is_empty());
+    let events = sinks.events.lock().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, "rejected/sqs/arn:queue/m-1");
+    assert_eq!(sinks.dead.lock().unwrap()[0].0, b"{not json");
+}
+
+#[tokio::test]
+async fn a_policy_rejection_carries_its_violations_and_request_identity() {
+    let gateway = FakeGateway::with(&[("r-1", Behaviour::Reject)]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let Outcome::Rejected(rejected) = processor
+        .process(&sqs(&submit("r-1", "pi"), 1, 1), &sinks)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(rejected.reason, RejectionReason::PolicyViolation);
+    assert_eq!(rejected.request_id.as_deref(), Some("r-1"));
+    assert_eq!(rejected.violations[0].field, "namespace");
+    let events = sinks.events.lock().unwrap();
+    assert_eq!(events[0].subject.as_deref(), Some("ns/pi"));
+    assert_eq!(events[0].partitionkey.as_deref(), Some("r-1"));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_until_the_last_delivery_then_rejected() {
+    let gateway = FakeGateway::with(&[("r-1", Behaviour::FailTransiently)]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 3);
+    assert!(matches!(
+        processor
+            .process(&sqs(&submit("r-1", "pi"), 1, 2), &sinks)
+            .await,
+        Outcome::Retry(_)
+    ));
+    assert!(sinks.events.lock().unwrap().is_empty());
+    let Outcome::Rejected(rejected) = processor
+        .process(&sqs(&submit("r-1", "pi"), 1, 3), &sinks)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(rejected.reason, RejectionReason::RetriesExhausted);
+    assert!(
+        rejected.message.contains("connection refused"),
+        "{}",
+        rejected.message
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_that_cannot_be_published_is_retried_not_acknowledged() {
+    let gateway = FakeGateway::default();
+    let sinks = FakeSinks {
+        fail: true,
+        ..FakeSinks::default()
+    };
+    let processor = Processor::new(&gateway, &sinks, 5);
+    assert!(matches!(
+        processor.process(&sqs("[]", 1, 1), &sinks).await,
+        Outcome::Retry(_)
+    ));
+    assert!(
+        sinks.dead.lock().unwrap().is_empty(),
+        "dead-lettered without a published event"
+    );
+}
+
+#[tokio::test]
+async fn messages_for_one_application_keep_their_order_and_wait_for_a_retried_predecessor() {
+    let gateway = FakeGateway::with(&[("s-a", Behaviour::FailTransiently)]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let messages = vec![
+        sqs(&submit("s-a", "a"), 0, 1),
+        sqs(&submit("s-b", "b"), 1, 1),
+        sqs(&delete("d-a", "a"), 2, 1),
+        sqs(&delete("d-b", "b"), 3, 1),
+    ];
+    let outcomes = process_batch(
+        &processor,
+        &messages,
+        InboundMessage::ordering_key,
+        &sinks,
+        4,
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Retry(reason) if reason.contains("connection refused"))
+    );
+    assert_eq!(
+        outcomes[1],
+        Outcome::Applied(Applied::Submitted(Submitted::Created { uid: "uid".into() }))
+    );
+    assert_eq!(outcomes[2], Outcome::Retry(HELD_BACK.into()));
+    assert_eq!(
+        outcomes[3],
+        Outcome::Applied(Applied::Deleted(Deleted::Deleted { uid: "uid".into() }))
+    );
+    let calls = gateway.calls();
+    assert!(
+        !calls.contains(&"delete a".to_string()),
+        "delete overtook its submit: {calls:?}"
+    );
+    let b: Vec<&String> = calls.iter().filter(|c| c.ends_with(" b")).collect();
+    assert_eq!(b, ["submit b", "delete b"]);
+}
+
+#[tokio::test]
+async fn sqs_batch_response_lists_exactly_the_messages_to_retry() {
+    let gateway = FakeGateway::with(&[
+        ("bad", Behaviour::Reject),
+        ("later", Behaviour::FailTransiently),
+    ]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let mut event = SqsEvent::default();
+    for (id, body) in [
+        ("ok", submit("ok", "x")),
+        ("bad", submit("bad", "y")),
+        ("later", submit("later", "z")),
+    ] {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.body = Some(body);
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:requests".into());
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        event.records.push(message);
+    }
+    let response = handle_sqs_event(&processor, &event, &sinks, 4).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["later"]);
+    assert_eq!(sinks.dead.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn kafka_partitions_stop_at_their_first_retry_and_fail_the_invocation() {
+    let gateway = FakeGateway::with(&[("p0-1", Behaviour::FailTransiently)]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let record = |partition: i32, offset: i64, body: String| InboundMessage {
+        body: body.into_bytes(),
+        origin: MessageOrigin::Kafka {
+            topic: "requests".into(),
+            partition,
+            offset,
+        },
+        key: None,
+        delivery_count: None,
+    };
+    let messages = vec![
+        record(0, 10, submit("p0-0", "a")),
+        record(0, 11, submit("p0-1", "b")),
+        record(0, 12, submit("p0-2", "c")),
+        record(1, 5, submit("p1-0", "d")),
+    ];
+    assert_eq!(partition_key(&messages[0]), "requests/0");
+    let error = handle_kafka_event(&processor, &messages, &sinks, 4)
+        .await
+        .unwrap_err();
+    assert_eq!((error.retry, error.total), (2, 4));
+    let calls = gateway.calls();
+    assert!(calls.contains(&"submit a".into()) && calls.contains(&"submit d".into()));
+    assert!(
+        !calls.contains(&"submit c".into()),
+        "partition 0 continued past its failure: {calls:?}"
+    );
+    let fine = &messages[..1];
+    assert_eq!(
+        handle_kafka_event(&processor, fine, &sinks, 4)
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -1,0 +1,32 @@
+//! The job-status Lambda function: GetJobStatus by direct invocation or through a function URL.
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use spark_gateway_handlers::status::{StatusFailure, handle_status_event};
+
+/// A failed direct invocation, reported to the caller with a specific `errorType`.
+#[derive(Debug)]
+struct Failure(StatusFailure);
+
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Self {
+        Diagnostic {
+            error_type: failure.0.error_type.to_string(),
+            error_message: failure.0.message,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    spark_gateway_lambda::init_logging();
+    let handlers = spark_gateway_lambda::live_handlers().await?;
+    let gateway = &*handlers.gateway;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // Boxed: the gateway's future is deep enough to exceed the compiler's type-layout depth otherwise.
+        Box::pin(handle_status_event(gateway, event.payload))
+            .await
+            .map_err(Failure)
+    }))
+    .await
+}

@@ -1,0 +1,22 @@
+//! The Lambda functions' shared start-up: JSON logs for CloudWatch and the handlers built once per
+//! execution environment (configuration parsed at init; clients connect on first use and are reused by
+//! every later invocation).
+
+use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers, SetupError};
+
+/// JSON logs, one object per line, level from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+/// Reads the configuration and builds the handlers; an error here is an init error Lambda reports.
+pub async fn live_handlers() -> Result<LiveHandlers, SetupError> {
+    LiveHandlers::new(HandlerConfig::from_env()?).await
+}

@@ -1,0 +1,183 @@
+//! A private cluster with its own bearer token in OpenBao, and the gateway configuration that reaches it
+//! with the AppRole credentials from LocalStack Secrets Manager: what the gateway and handler tests
+//! share.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::Result;
+use kube::api::{Api, DynamicObject};
+use spark_gateway::approle::{AnyCredentials, SecretsManagerCredentials};
+use spark_gateway::cluster::KubeClusters;
+use spark_gateway::config::{AppRoleSource, ClusterConfig, ClustersConfig, VaultConfig};
+use spark_gateway::vault::VaultTokens;
+use spark_gateway::{Gateway, GatewayConfig};
+use spark_gateway_core::Policy;
+use spark_gateway_events::{RequestId, SubmitJobRequest, decode};
+use spark_gateway_harness::aws::localstack_config;
+use spark_gateway_harness::world::repo_root;
+use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, unique_name};
+
+pub const CLUSTER: &str = "dev";
+pub const NAMESPACE: &str = "sjns-data-control";
+
+pub type TestGateway = Gateway<KubeClusters<VaultTokens<AnyCredentials>>>;
+
+/// A private cluster, its own bearer token stored at a path of its own in OpenBao, and a gateway
+/// configured for it with the AppRole credentials from Secrets Manager.
+pub struct Fixture {
+    pub world: LocalWorld,
+    pub cluster: TestCluster,
+    pub token_path: String,
+    pub gateway_token: String,
+}
+
+impl Fixture {
+    pub async fn start() -> Result<Self> {
+        spark_gateway_harness::init_tracing();
+        spark_gateway::install_crypto_provider();
+        let world = LocalWorld::from_env()?;
+        let cluster = TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?;
+        let gateway_token = unique_name("gw-token");
+        cluster.control().add_token(&gateway_token);
+        let token_path = format!("spark-gateway/tests/{}/token", unique_name("cluster"));
+        let fixture = Self {
+            world,
+            cluster,
+            token_path,
+            gateway_token,
+        };
+        fixture.store_token(&fixture.gateway_token.clone()).await?;
+        Ok(fixture)
+    }
+
+    /// Writes the cluster token to OpenBao with the root token (what an operator rotating it does).
+    pub async fn store_token(&self, token: &str) -> Result<()> {
+        let root = vaultrs::client::VaultClient::new(
+            vaultrs::client::VaultClientSettingsBuilder::default()
+                .address(self.world.vault_addr()?)
+                .token(self.world.var("VAULT_TOKEN")?)
+                .build()?,
+        )?;
+        vaultrs::kv2::set(
+            &root,
+            "secret",
+            &self.token_path,
+            &HashMap::from([("token", token)]),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig {
+            proxy_url: self.cluster.url(),
+            ca_file: Some(self.cluster.ca_file()),
+            token_path: self.token_path.clone(),
+            token_key: "token".into(),
+            kv_mount: "secret".into(),
+            policy: Policy::allowing_namespaces([NAMESPACE]),
+            allow_delete_unmanaged: false,
+            request_timeout_seconds: 10,
+        }
+    }
+
+    pub fn clusters(&self) -> ClustersConfig {
+        ClustersConfig {
+            default_cluster: CLUSTER.into(),
+            clusters: BTreeMap::from([(CLUSTER.to_string(), self.cluster_config())]),
+        }
+    }
+
+    pub fn vault_config(&self, addr: &str) -> VaultConfig {
+        VaultConfig {
+            addr: addr.to_string(),
+            approle_mount: "approle".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The whole gateway configuration, as the Lambda functions and the consumer read it.
+    pub fn gateway_config(&self) -> Result<GatewayConfig> {
+        Ok(GatewayConfig {
+            clusters: self.clusters(),
+            vault: self.vault_config(self.world.vault_addr()?),
+            approle: AppRoleSource::SecretsManager(
+                self.world
+                    .var("SPARK_GATEWAY_APPROLE_SECRET_ID")?
+                    .to_string(),
+            ),
+        })
+    }
+
+    pub async fn gateway_with(
+        &self,
+        vault_addr: &str,
+        approle_secret: &str,
+    ) -> Result<TestGateway> {
+        let aws = localstack_config(&self.world).await?;
+        let credentials = AnyCredentials::SecretsManager(SecretsManagerCredentials::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            approle_secret,
+        ));
+        Ok(Gateway::new(
+            self.clusters(),
+            KubeClusters::new(VaultTokens::new(self.vault_config(vault_addr), credentials)),
+        ))
+    }
+
+    pub async fn gateway(&self) -> Result<TestGateway> {
+        self.gateway_with(
+            self.world.vault_addr()?,
+            self.world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?,
+        )
+        .await
+    }
+
+    pub async fn apps(&self) -> Result<Api<DynamicObject>> {
+        Ok(Api::namespaced_with(
+            self.cluster.client().await?,
+            NAMESPACE,
+            &operator_sim::api_resource(),
+        ))
+    }
+
+    /// Waits until `namespace/name` exists (or, with `present == false`, is gone).
+    pub async fn wait_for_app(&self, name: &str, present: bool) -> Result<()> {
+        let apps = self.apps().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while apps.get_opt(name).await?.is_some() != present {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{name} present={} after 30 s",
+                !present
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The seed's pi-test request with a fresh request id and name.
+pub fn seed_request() -> Result<SubmitJobRequest> {
+    let path = repo_root().join("events-schema/examples/submit-job-request.v1/seed-pi-test.json");
+    let mut request: SubmitJobRequest = decode(&std::fs::read(path)?)?;
+    // A fresh request id and name per test, so tests share nothing.
+    request.request_id = RequestId::new(unique_name("req"))?;
+    request.application_name = unique_name("pi-test");
+    Ok(request)
+}
+
+/// Chooses the simulator's scenario for the application, with 100 ms steps.
+pub fn with_scenario(mut request: SubmitJobRequest, scenario: &str) -> SubmitJobRequest {
+    request.labels.insert(
+        "operator-sim.spark-gateway.io/scenario".into(),
+        scenario.into(),
+    );
+    request.labels.insert(
+        "operator-sim.spark-gateway.io/step-millis".into(),
+        "100".into(),
+    );
+    request
+}

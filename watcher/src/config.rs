@@ -1,0 +1,308 @@
+//! Command line and environment: every flag has an environment variable fallback, so the same binary
+//! runs from a shell and from a Deployment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+
+use crate::WatcherSettings;
+use crate::kafka::KafkaSettings;
+use crate::keys::DEFAULT_LABEL_SELECTOR;
+use crate::lease::LeaseSettings;
+use crate::publisher::PublisherSettings;
+
+/// `spark-gateway-watcher`: publishes SparkApplication transitions to Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "spark-gateway-watcher", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch applications and publish their transitions (the service).
+    Run(Box<RunArgs>),
+    /// Remove the watcher's finalizer from every application in scope, when retiring the watcher. Run it
+    /// after the watcher is stopped: applications being deleted then go at once, with any events not
+    /// yet published lost.
+    RemoveFinalizers(ClusterArgs),
+}
+
+/// Which cluster and which applications.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file; without it the in-cluster service account (or `~/.kube/config`) is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long, env = "WATCHER_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// Namespaces to watch, repeated or comma-separated; none means all namespaces.
+    #[arg(long = "namespace", env = "WATCHER_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Label selector of the applications to watch; an empty value selects all.
+    #[arg(long, env = "WATCHER_LABEL_SELECTOR", default_value = DEFAULT_LABEL_SELECTOR)]
+    pub label_selector: String,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Settings of the service.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Cluster and application selection.
+    #[command(flatten)]
+    pub cluster_args: ClusterArgs,
+    /// The cluster's name in events (the gateway's name for it).
+    #[arg(long, env = "WATCHER_CLUSTER")]
+    pub cluster: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka_bootstrap_servers: String,
+    /// The completion topic.
+    #[arg(long, env = "WATCHER_TOPIC", default_value = "spark-gateway.events")]
+    pub topic: String,
+    /// Extra librdkafka properties as KEY=VALUE (TLS, SASL), repeated or comma-separated. Values are
+    /// never logged. `enable.idempotence` and `acks` are fixed.
+    #[arg(
+        long = "kafka-property",
+        env = "WATCHER_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = parse_property,
+        hide_env_values = true
+    )]
+    pub kafka_properties: Vec<(String, String)>,
+    /// How long the producer retries one record before the watcher retries it (`message.timeout.ms`).
+    #[arg(long, env = "WATCHER_DELIVERY_TIMEOUT_SECS", default_value_t = 60)]
+    pub delivery_timeout_secs: u64,
+    /// Name of the Lease that elects the publishing replica.
+    #[arg(
+        long,
+        env = "WATCHER_LEASE_NAME",
+        default_value = "spark-gateway-watcher"
+    )]
+    pub lease_name: String,
+    /// Namespace of the Lease (the watcher's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name, else host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a leader stays leader without renewing.
+    #[arg(long, env = "WATCHER_LEASE_DURATION_SECS", default_value_t = 15)]
+    pub lease_duration_secs: u64,
+    /// Seconds between two lease rounds (renewal or contention).
+    #[arg(long, env = "WATCHER_LEASE_RENEW_SECS", default_value_t = 2)]
+    pub lease_renew_secs: u64,
+    /// Do not add the `spark-gateway.io/watcher` finalizer. Applications deleted while the watcher is
+    /// down or behind may then go with their last events unpublished. Finalizers added earlier are
+    /// still removed as usual.
+    #[arg(long, env = "WATCHER_NO_FINALIZER")]
+    pub no_finalizer: bool,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "WATCHER_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Applications synced at once.
+    #[arg(long, env = "WATCHER_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Log format.
+    #[arg(long, env = "WATCHER_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+impl RunArgs {
+    /// The replica's identity: `--identity`/`POD_NAME`, else `<host name>-<process id>`.
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "watcher".to_string());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// The library settings these arguments describe.
+    pub fn watcher_settings(&self) -> WatcherSettings {
+        WatcherSettings {
+            namespaces: self.cluster_args.namespaces.clone(),
+            label_selector: Some(self.cluster_args.label_selector.clone())
+                .filter(|s| !s.is_empty()),
+            publisher: PublisherSettings {
+                cluster: self.cluster.clone(),
+                finalizer_enabled: !self.no_finalizer,
+                max_in_flight: self.max_in_flight,
+                max_retry_delay: Duration::from_secs(5),
+            },
+            lease: LeaseSettings {
+                name: self.lease_name.clone(),
+                namespace: self.lease_namespace.clone(),
+                identity: self.identity(),
+                lease_duration: Duration::from_secs(self.lease_duration_secs.max(1)),
+                renew_interval: Duration::from_secs(self.lease_renew_secs.max(1)),
+            },
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The producer settings.
+    pub fn kafka_settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+            topic: self.topic.clone(),
+            delivery_timeout: Duration::from_secs(self.delivery_timeout_secs.max(1)),
+            properties: self.kafka_properties.clone(),
+        }
+    }
+}
+
+/// The Kubernetes client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The kubeconfig file is unreadable or invalid.
+    #[error("cannot read kubeconfig {path}")]
+    ReadKubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// The kubeconfig does not describe a usable cluster or context.
+    #[error("cannot use the kubeconfig")]
+    Kubeconfig(#[source] KubeconfigError),
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error("cannot find a Kubernetes configuration (no kubeconfig, not in a cluster)")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The client could not be built (TLS setup).
+    #[error("cannot create the Kubernetes client")]
+    Client(#[source] kube::Error),
+}
+
+impl ConnectError {
+    /// Configuration problems are permanent.
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+impl ClusterArgs {
+    /// A client for the configured cluster.
+    pub async fn client(&self) -> Result<Client, ConnectError> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let config = match (&self.kubeconfig, &self.context) {
+            (Some(path), _) => {
+                let file =
+                    Kubeconfig::read_from(path).map_err(|source| ConnectError::ReadKubeconfig {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(ConnectError::Kubeconfig)?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(ConnectError::Kubeconfig)?,
+            (None, None) => Config::infer().await.map_err(ConnectError::Infer)?,
+        };
+        Client::try_from(config).map_err(ConnectError::Client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn run_takes_flags_with_defaults() {
+        let cli = parse(&[
+            "spark-gateway-watcher",
+            "run",
+            "--cluster",
+            "dev",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--namespace",
+            "a,b",
+            "--kafka-property",
+            "security.protocol=SSL",
+            "--no-finalizer",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.cluster_args.namespaces, ["a", "b"]);
+        assert_eq!(args.cluster_args.label_selector, DEFAULT_LABEL_SELECTOR);
+        assert_eq!(args.topic, "spark-gateway.events");
+        assert_eq!(
+            args.kafka_properties,
+            [("security.protocol".to_string(), "SSL".to_string())]
+        );
+        let settings = args.watcher_settings();
+        assert!(!settings.publisher.finalizer_enabled);
+        assert_eq!(
+            settings.label_selector.as_deref(),
+            Some(DEFAULT_LABEL_SELECTOR)
+        );
+        assert_eq!(settings.lease.lease_duration, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn an_empty_selector_selects_everything() {
+        let cli = parse(&[
+            "spark-gateway-watcher",
+            "remove-finalizers",
+            "--label-selector",
+            "",
+        ]);
+        let Command::RemoveFinalizers(args) = cli.command else {
+            panic!("expected remove-finalizers")
+        };
+        assert_eq!(args.label_selector, "");
+    }
+
+    #[test]
+    fn malformed_kafka_properties_are_refused() {
+        let result = Cli::try_parse_from([
+            "spark-gateway-watcher",
+            "run",
+            "--cluster",
+            "dev",
+            "--kafka-bootstrap-servers",
+            "x",
+            "--kafka-property",
+            "novalue",
+        ]);
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,568 @@
+//! The publishing loop a leader runs: watch applications, plan with the pure core, publish, then
+//! checkpoint and manage the finalizer.
+//!
+//! ```text
+//! watch ──object──▶ Observation ──▶ plan (pure) ──steps──▶ EventSink ──ack──▶ checkpoint + finalizer patch
+//!                         ▲                                                       │ 409: re-read, plan again
+//!                         └───────────────────────────────────────────────────────┘
+//! ```
+//!
+//! One task owns a map of applications; at most `max_in_flight` applications are synced at once, one
+//! sync per application at a time (so its events go out in order), and observations arriving meanwhile
+//! wait as that application's single pending observation. Per application only the checkpoint, a few
+//! flags and that pending observation are kept; objects themselves are not.
+//!
+//! Order of writes within a sync, and why:
+//! 1. add the finalizer first, because publishing may wait for the broker for a long time and the
+//!    application must not be deleted meanwhile;
+//! 2. publish every planned event, one at a time, moving the in-memory checkpoint on each ack;
+//! 3. write the checkpoint (and remove the finalizer when the decision says so) with a resourceVersion
+//!    precondition. On a conflict the object is re-read and the sync starts over from the in-memory
+//!    checkpoint, so nothing is published twice by the same replica.
+//!
+//! Every failure is retried with back-off inside the sync: skipping would be a gap.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use jiff::Timestamp;
+use kube::runtime::watcher;
+use spark_gateway_events::Outcome;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::checkpoint::{Checkpoint, annotation_value};
+use crate::cluster::{Applications, ClusterError, MetadataUpdate, PatchOutcome};
+use crate::envelope::{OutgoingRecord, state_changed_event};
+use crate::finalizer::{self, FinalizerAction, FinalizerFacts};
+use crate::lease::error_chain;
+use crate::metrics::{Metrics, Operation};
+use crate::observation::{Observation, ObservationError, SparkApplication};
+use crate::sink::{EventSink, SinkError};
+use crate::transitions::{self, Step, fully_published};
+
+/// How the publishing loop behaves.
+#[derive(Debug, Clone)]
+pub struct PublisherSettings {
+    /// The cluster's name in events.
+    pub cluster: String,
+    /// Add the watcher's finalizer to applications (`--no-finalizer` turns this off).
+    pub finalizer_enabled: bool,
+    /// Applications synced at once.
+    pub max_in_flight: usize,
+    /// The longest wait between two retries of a failing sync.
+    pub max_retry_delay: Duration,
+}
+
+/// Why one round of a sync failed; the sync retries.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Observation(#[from] ObservationError),
+}
+
+impl SyncError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Sink(error) => error.is_transient(),
+            Self::Cluster(error) => error.is_transient(),
+            Self::Observation(error) => error.is_transient(),
+        }
+    }
+
+    fn operation(&self) -> Operation {
+        match self {
+            Self::Sink(_) => Operation::Publish,
+            Self::Cluster(_) => Operation::Kubernetes,
+            Self::Observation(_) => Operation::Status,
+        }
+    }
+}
+
+/// How one round of a sync ended.
+enum Round {
+    /// Everything published and written.
+    Done,
+    /// The object is gone (deleted, or replaced by a new one of the same name).
+    Gone,
+    /// The object changed under us: sync this newer version.
+    Reread(Box<Observation>),
+}
+
+/// What a finished sync reports back to the loop.
+struct SyncReport {
+    uid: String,
+    published: Option<Checkpoint>,
+    gone: bool,
+}
+
+/// What the loop remembers about one application.
+struct Tracked {
+    scope: usize,
+    /// The furthest position known to be acknowledged (annotation or our own acks).
+    published: Option<Checkpoint>,
+    /// The furthest position observed, for the transitions-seen metric.
+    seen: Option<Checkpoint>,
+    /// A sync is running.
+    busy: bool,
+    /// Waiting in the ready queue.
+    queued: bool,
+    /// The newest observation not yet synced (boxed: most applications have none, and the map entry
+    /// of each of them stays small).
+    pending: Option<Box<Observation>>,
+    /// The object no longer exists (a Delete event came).
+    gone: bool,
+}
+
+/// The publishing side of the watcher.
+pub struct Publisher<S> {
+    applications: Applications,
+    sink: Arc<S>,
+    settings: Arc<PublisherSettings>,
+    metrics: Metrics,
+}
+
+impl<S: EventSink> Publisher<S> {
+    /// A publisher of `applications`' transitions to `sink`.
+    pub fn new(
+        applications: Applications,
+        sink: Arc<S>,
+        settings: PublisherSettings,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            applications,
+            sink,
+            settings: Arc::new(settings),
+            metrics,
+        }
+    }
+
+    /// Publishes until `stop` completes (leadership lost, or shutdown). In-flight syncs are dropped
+    /// then; whatever they published but did not checkpoint is published again by the next leader,
+    /// with the same ids.
+    pub async fn run(&self, stop: impl Future<Output = ()>) {
+        let mut state = LoopState::new(self.applications.scope_count());
+        let mut events = self.applications.watch();
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, SyncReport>> =
+            FuturesUnordered::new();
+        tokio::pin!(stop);
+        info!("publishing");
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                Some(report) = in_flight.next(), if !in_flight.is_empty() => state.finish(report),
+                Some((scope, event)) = events.next() => self.on_event(&mut state, scope, event),
+            }
+            while in_flight.len() < self.settings.max_in_flight.max(1) {
+                let Some((observation, published, gone)) = state.next_ready() else {
+                    break;
+                };
+                in_flight.push(self.sync(observation, published, gone).boxed());
+            }
+            self.metrics.set_applications_tracked(state.tracked.len());
+        }
+        info!(in_flight = in_flight.len(), "stopped publishing");
+    }
+
+    fn on_event(
+        &self,
+        state: &mut LoopState,
+        scope: usize,
+        event: Result<watcher::Event<SparkApplication>, watcher::Error>,
+    ) {
+        match event {
+            Ok(watcher::Event::Init) => state.relisting[scope] = Some(HashSet::new()),
+            Ok(watcher::Event::InitApply(object)) => {
+                if let (Some(seen), Some(uid)) = (
+                    state.relisting[scope].as_mut(),
+                    object.metadata.uid.as_ref(),
+                ) {
+                    seen.insert(uid.clone());
+                }
+                self.observe(state, scope, &object, false);
+            }
+            Ok(watcher::Event::InitDone) => {
+                // Applications that vanished while the watch was re-listing: nothing more will come.
+                if let Some(seen) = state.relisting[scope].take() {
+                    state
+                        .tracked
+                        .retain(|uid, t| t.scope != scope || t.busy || seen.contains(uid));
+                }
+            }
+            Ok(watcher::Event::Apply(object)) => self.observe(state, scope, &object, false),
+            Ok(watcher::Event::Delete(object)) => self.observe(state, scope, &object, true),
+            Err(error) => {
+                self.metrics.error(Operation::Watch, true);
+                warn!(error = %error_chain(&error), "watch failed; the watcher retries with back-off");
+            }
+        }
+    }
+
+    fn observe(&self, state: &mut LoopState, scope: usize, object: &SparkApplication, gone: bool) {
+        let observation = match Observation::from_object(object) {
+            Ok(observation) => observation,
+            Err(error) => {
+                self.metrics.error(Operation::Status, false);
+                warn!(error = %error_chain(&error), "skipping an application that cannot be read");
+                return;
+            }
+        };
+        // Once per application, not on every status change.
+        if !state.tracked.contains_key(&observation.identity.uid) {
+            for warning in &observation.warnings {
+                warn!(
+                    namespace = %observation.identity.namespace,
+                    name = %observation.identity.name,
+                    warning = %error_chain(warning),
+                    "odd application metadata"
+                );
+            }
+        }
+        let tracked = state
+            .tracked
+            .entry(observation.identity.uid.clone())
+            .or_insert_with(|| Tracked {
+                scope,
+                published: None,
+                seen: None,
+                busy: false,
+                queued: false,
+                pending: None,
+                gone: false,
+            });
+        tracked.published = Checkpoint::latest(tracked.published, observation.checkpoint);
+        let new_entries = observation
+            .status
+            .entries
+            .iter()
+            .filter(|entry| Some(entry.position()) > tracked.seen)
+            .count();
+        if new_entries > 0 {
+            self.metrics.transitions_seen(new_entries as u64);
+            tracked.seen = observation.status.last_position();
+        }
+        tracked.gone |= gone;
+
+        let needs_sync = !fully_published(&observation.status, tracked.published)
+            || (!gone
+                && self.finalizer_action(&observation, tracked.published) != FinalizerAction::Keep);
+        if needs_sync {
+            tracked.pending = Some(Box::new(observation));
+            if !tracked.busy && !tracked.queued {
+                tracked.queued = true;
+                state
+                    .ready
+                    .push_back(object.metadata.uid.clone().unwrap_or_default());
+            }
+        } else if tracked.gone && !tracked.busy {
+            state.tracked.remove(&observation.identity.uid);
+        }
+    }
+
+    fn finalizer_action(
+        &self,
+        observation: &Observation,
+        published: Option<Checkpoint>,
+    ) -> FinalizerAction {
+        finalizer::decide(FinalizerFacts {
+            enabled: self.settings.finalizer_enabled,
+            finalizers: &observation.finalizers,
+            deleting: observation.deleting,
+            fully_published: fully_published(&observation.status, published),
+            last_state: observation.status.last_state(),
+        })
+    }
+
+    /// Brings one application up to date, retrying until it is or the object is gone.
+    fn sync(
+        &self,
+        observation: Observation,
+        published: Option<Checkpoint>,
+        gone: bool,
+    ) -> impl Future<Output = SyncReport> + Send + 'static {
+        let worker = SyncWorker {
+            applications: self.applications.clone(),
+            sink: Arc::clone(&self.sink),
+            settings: Arc::clone(&self.settings),
+            metrics: self.metrics.clone(),
+        };
+        worker.run(observation, published, gone)
+    }
+}
+
+/// The loop's bookkeeping.
+struct LoopState {
+    tracked: HashMap<String, Tracked>,
+    ready: VecDeque<String>,
+    /// Per watch scope, the uids listed since its last `Init`, while a (re-)list is under way.
+    relisting: Vec<Option<HashSet<String>>>,
+}
+
+impl LoopState {
+    fn new(scopes: usize) -> Self {
+        Self {
+            tracked: HashMap::new(),
+            ready: VecDeque::new(),
+            relisting: vec![None; scopes],
+        }
+    }
+
+    /// The next application to sync, marked busy.
+    fn next_ready(&mut self) -> Option<(Observation, Option<Checkpoint>, bool)> {
+        while let Some(uid) = self.ready.pop_front() {
+            let Some(tracked) = self.tracked.get_mut(&uid) else {
+                continue;
+            };
+            tracked.queued = false;
+            if tracked.busy {
+                continue;
+            }
+            if let Some(observation) = tracked.pending.take() {
+                tracked.busy = true;
+                return Some((*observation, tracked.published, tracked.gone));
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self, report: SyncReport) {
+        let Some(tracked) = self.tracked.get_mut(&report.uid) else {
+            return;
+        };
+        tracked.busy = false;
+        tracked.published = Checkpoint::latest(tracked.published, report.published);
+        tracked.gone |= report.gone;
+        if tracked.pending.is_some() && !tracked.queued {
+            tracked.queued = true;
+            self.ready.push_back(report.uid);
+        } else if tracked.gone && tracked.pending.is_none() {
+            self.tracked.remove(&report.uid);
+        }
+    }
+}
+
+/// Everything one sync needs, owned so the sync can run as its own future.
+struct SyncWorker<S> {
+    applications: Applications,
+    sink: Arc<S>,
+    settings: Arc<PublisherSettings>,
+    metrics: Metrics,
+}
+
+impl<S: EventSink> SyncWorker<S> {
+    async fn run(
+        self,
+        mut observation: Observation,
+        mut published: Option<Checkpoint>,
+        gone: bool,
+    ) -> SyncReport {
+        let uid = observation.identity.uid.clone();
+        let mut delay = Duration::from_millis(100);
+        let mut gap_reported = false;
+        loop {
+            published = Checkpoint::latest(published, observation.checkpoint);
+            match self
+                .round(&observation, &mut published, gone, &mut gap_reported)
+                .await
+            {
+                Ok(Round::Done) => {
+                    return SyncReport {
+                        uid,
+                        published,
+                        gone,
+                    };
+                }
+                Ok(Round::Gone) => {
+                    return SyncReport {
+                        uid,
+                        published,
+                        gone: true,
+                    };
+                }
+                Ok(Round::Reread(newer)) => observation = *newer,
+                Err(error) => {
+                    let transient = error.is_transient();
+                    self.metrics.error(error.operation(), transient);
+                    let wait = if transient {
+                        delay
+                    } else {
+                        self.settings.max_retry_delay
+                    };
+                    let log = error_chain(&error);
+                    if transient {
+                        warn!(namespace = %observation.identity.namespace, name = %observation.identity.name, error = %log, retry_in_ms = wait.as_millis() as u64, "sync failed, retrying");
+                    } else {
+                        error!(namespace = %observation.identity.namespace, name = %observation.identity.name, error = %log, retry_in_ms = wait.as_millis() as u64, "sync failed on a permanent error, retrying slowly");
+                    }
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(self.settings.max_retry_delay);
+                }
+            }
+        }
+    }
+
+    async fn round(
+        &self,
+        observation: &Observation,
+        published: &mut Option<Checkpoint>,
+        gone: bool,
+        gap_reported: &mut bool,
+    ) -> Result<Round, SyncError> {
+        let identity = &observation.identity;
+        let action = |published: Option<Checkpoint>| {
+            finalizer::decide(FinalizerFacts {
+                enabled: self.settings.finalizer_enabled,
+                finalizers: &observation.finalizers,
+                deleting: observation.deleting,
+                fully_published: fully_published(&observation.status, published),
+                last_state: observation.status.last_state(),
+            })
+        };
+
+        // 1. Hold the application before waiting on the broker.
+        if !gone && action(*published) == FinalizerAction::Add {
+            let update = MetadataUpdate {
+                resource_version: observation.resource_version.clone(),
+                checkpoint: None,
+                finalizers: finalizer::apply(&observation.finalizers, FinalizerAction::Add),
+            };
+            return self.write(observation, &update).await;
+        }
+
+        // 2. Publish.
+        let plan = transitions::plan(&observation.status, *published);
+        if let Some(gap) = plan.gap
+            && !*gap_reported
+        {
+            *gap_reported = true;
+            self.metrics.lost_transitions(gap.missing);
+            error!(
+                namespace = %identity.namespace,
+                name = %identity.name,
+                after = ?gap.after.map(|c| c.to_string()),
+                resumes_at = %gap.resumes_at,
+                missing = gap.missing,
+                "history entries were trimmed before they could be published"
+            );
+        }
+        for step in &plan.steps {
+            match step {
+                Step::SkipUnknownState { position, state } => {
+                    self.metrics.skipped_unknown_state();
+                    warn!(namespace = %identity.namespace, name = %identity.name, %position, state, "no event for a state the contract does not know");
+                }
+                Step::Publish(transition) => {
+                    let event = state_changed_event(identity, &self.settings.cluster, transition);
+                    let record = OutgoingRecord::new(&event);
+                    let started = Instant::now();
+                    self.sink.publish(&record).await?;
+                    let since_transition = transition
+                        .time
+                        .and_then(|time| Timestamp::now().duration_since(time).try_into().ok());
+                    self.metrics.published(started.elapsed(), since_transition);
+                    log_published(
+                        identity,
+                        &record.event_id,
+                        transition.state,
+                        transition.outcome.as_ref(),
+                    );
+                }
+            }
+            *published = Some(step.position());
+        }
+        if gone {
+            return Ok(Round::Gone);
+        }
+
+        // 3. Checkpoint, and let go of the application if it is being deleted and fully published.
+        let checkpoint_moved = *published > observation.checkpoint;
+        let finalizers = match action(*published) {
+            FinalizerAction::Remove => {
+                finalizer::apply(&observation.finalizers, FinalizerAction::Remove)
+            }
+            FinalizerAction::Add | FinalizerAction::Keep => None,
+        };
+        if !checkpoint_moved && finalizers.is_none() {
+            return Ok(Round::Done);
+        }
+        let update = MetadataUpdate {
+            resource_version: observation.resource_version.clone(),
+            checkpoint: published
+                .filter(|_| checkpoint_moved)
+                .map(|checkpoint| annotation_value(&identity.uid, checkpoint)),
+            finalizers,
+        };
+        // An applied write comes back as a Reread of the object the server returned: the next round
+        // finds nothing left to do without another request.
+        self.write(observation, &update).await
+    }
+
+    /// Applies `update`; on a conflict re-reads the object.
+    async fn write(
+        &self,
+        observation: &Observation,
+        update: &MetadataUpdate,
+    ) -> Result<Round, SyncError> {
+        let identity = &observation.identity;
+        match self
+            .applications
+            .patch_metadata(&identity.namespace, &identity.name, update)
+            .await?
+        {
+            PatchOutcome::Applied(object) => {
+                let newer = Observation::from_object(&object)?;
+                if update
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| f.len() < observation.finalizers.len())
+                {
+                    debug!(namespace = %identity.namespace, name = %identity.name, "finalizer removed");
+                }
+                Ok(Round::Reread(Box::new(newer)))
+            }
+            PatchOutcome::Gone => Ok(Round::Gone),
+            PatchOutcome::Conflict => match self
+                .applications
+                .get(&identity.namespace, &identity.name)
+                .await?
+            {
+                Some(object) if object.metadata.uid.as_deref() == Some(identity.uid.as_str()) => {
+                    Ok(Round::Reread(Box::new(Observation::from_object(&object)?)))
+                }
+                _ => Ok(Round::Gone),
+            },
+        }
+    }
+}
+
+fn log_published(
+    identity: &crate::observation::AppIdentity,
+    event_id: &str,
+    state: spark_gateway_events::ApplicationState,
+    outcome: Option<&Outcome>,
+) {
+    match outcome {
+        Some(outcome) => info!(
+            namespace = %identity.namespace,
+            name = %identity.name,
+            event_id,
+            %state,
+            outcome = ?outcome,
+            "published the outcome"
+        ),
+        None => {
+            debug!(namespace = %identity.namespace, name = %identity.name, event_id, %state, "published")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Where events go: the narrow [`EventSink`] trait the publishing loop depends on, and its error.
+//!
+//! The production sink is [`KafkaSink`](crate::kafka::KafkaSink); tests substitute fakes (for example
+//! one that fails on command) without touching the loop.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::envelope::OutgoingRecord;
+
+/// Publishes records and reports when the broker has them.
+pub trait EventSink: Send + Sync + 'static {
+    /// Publishes one record; resolves once the broker acknowledged it (for Kafka: written to all
+    /// in-sync replicas), or with the reason it was not.
+    fn publish(
+        &self,
+        record: &OutgoingRecord,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Waits until every record handed over so far is acknowledged or failed, at most `timeout`.
+    fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A record the sink could not publish.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The broker did not acknowledge the record.
+    #[error("the broker did not acknowledge event {event_id}")]
+    Delivery {
+        /// The CloudEvent id.
+        event_id: String,
+        /// Why.
+        #[source]
+        source: KafkaError,
+    },
+    /// Flushing did not finish.
+    #[error("flushing the producer did not finish")]
+    Flush(#[source] KafkaError),
+    /// A sink other than Kafka (a test fake) is unavailable.
+    #[error("the event sink is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SinkError {
+    /// Retrying may succeed without anyone changing anything (a broker restart, a leader election, a
+    /// network blip). Permanent errors (authorization, a missing topic, a record the broker refuses)
+    /// need an operator; the watcher retries those too, more slowly, because skipping an event would
+    /// be a gap.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Delivery { source, .. } | Self::Flush(source) => kafka_error_is_transient(source),
+            Self::Unavailable(_) => true,
+        }
+    }
+}
+
+fn kafka_error_is_transient(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageProduction(code) | KafkaError::Flush(code) => *code,
+        KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..) | KafkaError::Canceled => {
+            return false;
+        }
+        _ => return true,
+    };
+    !matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::Fatal
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(code: RDKafkaErrorCode) -> SinkError {
+        SinkError::Delivery {
+            event_id: "u/0/1".into(),
+            source: KafkaError::MessageProduction(code),
+        }
+    }
+
+    #[test]
+    fn outages_are_transient_and_refusals_permanent() {
+        assert!(delivery(RDKafkaErrorCode::MessageTimedOut).is_transient());
+        assert!(delivery(RDKafkaErrorCode::BrokerTransportFailure).is_transient());
+        assert!(delivery(RDKafkaErrorCode::NotEnoughReplicas).is_transient());
+        assert!(!delivery(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+        assert!(!delivery(RDKafkaErrorCode::MessageSizeTooLarge).is_transient());
+        assert!(
+            !SinkError::Delivery {
+                event_id: "x".into(),
+                source: KafkaError::Canceled
+            }
+            .is_transient()
+        );
+    }
+
+    #[test]
+    fn messages_name_the_event() {
+        assert_eq!(
+            delivery(RDKafkaErrorCode::MessageTimedOut).to_string(),
+            "the broker did not acknowledge event u/0/1"
+        );
+    }
+}

@@ -6,8 +6,6 @@
 //! attempt summary carries its own history only after a restart trimmed it away.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,128 +48,35 @@ pub mod messages {
 }
 
 /// The 17 values of `currentStateSummary`, in the operator's enum order (the order matters: the
-/// operator classifies states by ordinal ranges).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum StateSummary {
-    Submitted,
-    ScheduledToRestart,
-    DriverRequested,
-    DriverStarted,
-    DriverReady,
-    InitializedBelowThresholdExecutors,
-    RunningHealthy,
-    RunningWithBelowThresholdExecutors,
-    DriverStartTimedOut,
-    ExecutorsStartTimedOut,
-    DriverReadyTimedOut,
-    Succeeded,
-    Failed,
-    SchedulingFailure,
-    DriverEvicted,
-    ResourceReleased,
-    TerminatedWithoutReleaseResources,
+/// operator classifies states by ordinal ranges). The same enum the event contract uses, so the
+/// simulator and the gateway can never disagree on a state's name.
+pub use spark_gateway_events::ApplicationState as StateSummary;
+
+/// The operator's classifications of states beyond the contract's (`is_stopping` is the contract's own:
+/// every state after `RunningWithBelowThresholdExecutors` that is not terminated).
+pub trait OperatorClasses {
+    /// `ResourceReleased` or `TerminatedWithoutReleaseResources`: nothing runs any more.
+    fn is_terminated(&self) -> bool;
+    /// The operator's failure set (what `OnFailure` policies react to).
+    fn is_failure(&self) -> bool;
+    /// The operator's infrastructure-failure set (what `OnInfrastructureFailure` reacts to).
+    fn is_infrastructure_failure(&self) -> bool;
 }
 
-impl StateSummary {
-    /// Every state in enum order.
-    pub const ALL: [StateSummary; 17] = [
-        Self::Submitted,
-        Self::ScheduledToRestart,
-        Self::DriverRequested,
-        Self::DriverStarted,
-        Self::DriverReady,
-        Self::InitializedBelowThresholdExecutors,
-        Self::RunningHealthy,
-        Self::RunningWithBelowThresholdExecutors,
-        Self::DriverStartTimedOut,
-        Self::ExecutorsStartTimedOut,
-        Self::DriverReadyTimedOut,
-        Self::Succeeded,
-        Self::Failed,
-        Self::SchedulingFailure,
-        Self::DriverEvicted,
-        Self::ResourceReleased,
-        Self::TerminatedWithoutReleaseResources,
-    ];
-
-    /// The name written in `currentStateSummary`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Submitted => "Submitted",
-            Self::ScheduledToRestart => "ScheduledToRestart",
-            Self::DriverRequested => "DriverRequested",
-            Self::DriverStarted => "DriverStarted",
-            Self::DriverReady => "DriverReady",
-            Self::InitializedBelowThresholdExecutors => "InitializedBelowThresholdExecutors",
-            Self::RunningHealthy => "RunningHealthy",
-            Self::RunningWithBelowThresholdExecutors => "RunningWithBelowThresholdExecutors",
-            Self::DriverStartTimedOut => "DriverStartTimedOut",
-            Self::ExecutorsStartTimedOut => "ExecutorsStartTimedOut",
-            Self::DriverReadyTimedOut => "DriverReadyTimedOut",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::SchedulingFailure => "SchedulingFailure",
-            Self::DriverEvicted => "DriverEvicted",
-            Self::ResourceReleased => "ResourceReleased",
-            Self::TerminatedWithoutReleaseResources => "TerminatedWithoutReleaseResources",
-        }
+impl OperatorClasses for StateSummary {
+    fn is_terminated(&self) -> bool {
+        self.is_terminal()
     }
 
-    /// `ResourceReleased` or `TerminatedWithoutReleaseResources`: nothing runs any more.
-    pub fn is_terminated(self) -> bool {
+    fn is_failure(&self) -> bool {
+        self.failure().is_some()
+    }
+
+    fn is_infrastructure_failure(&self) -> bool {
         matches!(
-            self,
-            Self::ResourceReleased | Self::TerminatedWithoutReleaseResources
-        )
-    }
-
-    /// An outcome the operator still has to clean up after (every state after
-    /// `RunningWithBelowThresholdExecutors` that is not terminated).
-    pub fn is_stopping(self) -> bool {
-        self > Self::RunningWithBelowThresholdExecutors && !self.is_terminated()
-    }
-
-    /// The operator's failure set (what `OnFailure` policies react to).
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            Self::DriverStartTimedOut
-                | Self::ExecutorsStartTimedOut
-                | Self::SchedulingFailure
-                | Self::DriverEvicted
-                | Self::Failed
-                | Self::DriverReadyTimedOut
-        )
-    }
-
-    /// The operator's infrastructure-failure set (what `OnInfrastructureFailure` reacts to).
-    pub fn is_infrastructure_failure(self) -> bool {
-        matches!(
-            self,
+            *self,
             Self::DriverStartTimedOut | Self::ExecutorsStartTimedOut | Self::SchedulingFailure
         )
-    }
-}
-
-impl fmt::Display for StateSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not one of the 17 states.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown SparkApplication state {0:?}")]
-pub struct UnknownState(pub String);
-
-impl FromStr for StateSummary {
-    type Err = UnknownState;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
     }
 }
 

@@ -8,5 +8,6 @@ mod system {
     pub mod fixture;
     pub mod functions;
     pub mod gateway;
+    pub mod lambda;
     pub mod local_world;
 }

@@ -1,0 +1,391 @@
+//! `spark-gateway`: the seed gateway's grpcurl examples, event-driven. Submit a request file to SQS or
+//! Kafka and watch its states arrive on the completion topic; delete; read the status; follow every
+//! event.
+//!
+//! Configuration comes from the same environment as the functions (`source infra/local/run/env` for the
+//! local world): `SPARK_GATEWAY_REQUEST_QUEUE_URL`, `SPARK_GATEWAY_REQUEST_TOPIC`,
+//! `KAFKA_BOOTSTRAP_SERVERS`, `SPARK_GATEWAY_EVENTS_TOPIC`, and for `status` the gateway's cluster and
+//! Vault settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use spark_gateway_events::{
+    CompletionEvent, DeleteJobRequest, GetJobStatusRequest, JobRequest, Outcome, RequestId,
+    SubmitJobRequest, decode, decode_completion_event,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Submit, delete and follow Spark applications through Spark Gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Transport {
+    Sqs,
+    Kafka,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Submit a request file (the seed's SubmitSparkJob JSON; request_id is generated when missing).
+    Submit {
+        /// The request file.
+        file: PathBuf,
+        /// The idempotency key (default: the file's, or a new UUID).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Where to send it.
+        #[arg(long, value_enum, default_value = "sqs")]
+        via: Transport,
+        /// Show every state as it arrives, until the outcome.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Delete an application the gateway created.
+    Delete {
+        /// Namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Application name.
+        #[arg(long)]
+        name: String,
+        /// Cluster (default: the gateway's default cluster).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Where to send it.
+        #[arg(long, value_enum, default_value = "sqs")]
+        via: Transport,
+        /// Wait until the application is gone.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Print an application's status (state, outcome, history) as JSON.
+    Status {
+        /// Namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Application name.
+        #[arg(long)]
+        name: String,
+        /// Cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Print every event on the completion topic, one line each.
+    Follow {
+        /// Start from the oldest event instead of new ones.
+        #[arg(long)]
+        from_beginning: bool,
+    },
+}
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set (for the local world: source infra/local/run/env)")
+    })
+}
+
+fn events_topic() -> String {
+    std::env::var("SPARK_GATEWAY_EVENTS_TOPIC").unwrap_or_else(|_| "spark-gateway.events".into())
+}
+
+async fn send(via: Transport, key: &str, body: &str) -> Result<String> {
+    match via {
+        Transport::Sqs => {
+            spark_gateway::install_crypto_provider();
+            let sqs = aws_sdk_sqs::Client::new(&spark_gateway::aws_sdk_config().await);
+            let queue = env("SPARK_GATEWAY_REQUEST_QUEUE_URL")?;
+            let sent = sqs
+                .send_message()
+                .queue_url(&queue)
+                .message_body(body)
+                .send()
+                .await?;
+            Ok(format!(
+                "SQS message {}",
+                sent.message_id.unwrap_or_default()
+            ))
+        }
+        Transport::Kafka => {
+            let topic = env("SPARK_GATEWAY_REQUEST_TOPIC")?;
+            let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS")?)
+                .set("enable.idempotence", "true")
+                .create()?;
+            let record = rdkafka::producer::FutureRecord::to(&topic)
+                .key(key)
+                .payload(body);
+            let (partition, offset) = producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .map(|d| (d.partition, d.offset))
+                .map_err(|(e, _)| e)?;
+            Ok(format!("Kafka record {topic}/{partition}/{offset}"))
+        }
+    }
+}
+
+/// A consumer positioned at the current end of the completion topic, so nothing published after this
+/// point is missed (however long the broker takes to assign a group).
+fn completion_reader(from_beginning: bool) -> Result<BaseConsumer> {
+    let topic = events_topic();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS")?)
+        .set(
+            "group.id",
+            format!("spark-gateway-cli-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    if partitions == 0 {
+        bail!("completion topic {topic} does not exist");
+    }
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        let offset = if from_beginning {
+            Offset::Beginning
+        } else {
+            Offset::Offset(
+                consumer
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(10))?
+                    .1,
+            )
+        };
+        assignment.add_partition_offset(&topic, partition, offset)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+fn describe(event: &CompletionEvent) -> String {
+    let time = |t: Option<jiff::Timestamp>| {
+        t.map(|t| t.strftime("%H:%M:%S").to_string())
+            .unwrap_or_else(|| "--:--:--".into())
+    };
+    match event {
+        CompletionEvent::StateChanged(e) => {
+            let d = &e.data;
+            let outcome = match &d.outcome {
+                Some(Outcome::Succeeded) => "  => SUCCEEDED".to_string(),
+                Some(Outcome::Failed { reason, .. }) => format!("  => FAILED ({reason:?})"),
+                Some(Outcome::Cancelled { .. }) => "  => CANCELLED".to_string(),
+                None => String::new(),
+            };
+            format!(
+                "{}  {}/{}  attempt {}  {:<36} {}{}",
+                time(e.time),
+                d.namespace,
+                d.application_name,
+                d.attempt,
+                d.state.as_str(),
+                d.message.as_deref().unwrap_or(""),
+                outcome
+            )
+        }
+        CompletionEvent::Rejected(e) => {
+            let d = &e.data;
+            let mut line = format!("{}  REJECTED ({:?}): {}", time(e.time), d.reason, d.message);
+            for violation in &d.violations {
+                line.push_str(&format!(
+                    "\n    {}: {} [{}]",
+                    violation.field, violation.message, violation.rule
+                ));
+            }
+            line
+        }
+    }
+}
+
+/// Prints the events of `request_id` until its terminal one; the exit status says how it ended.
+fn wait_for(consumer: &BaseConsumer, request_id: &str, timeout: Duration) -> Result<i32> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message?;
+        let Ok(event) = decode_completion_event(message.payload().unwrap_or_default()) else {
+            continue;
+        };
+        if event.request_id() != Some(request_id) {
+            continue;
+        }
+        println!("{}", describe(&event));
+        if event.is_terminal() {
+            return Ok(match &event {
+                CompletionEvent::StateChanged(e)
+                    if e.data.outcome.as_ref().is_some_and(Outcome::is_success) =>
+                {
+                    0
+                }
+                CompletionEvent::Rejected(_) => 2,
+                CompletionEvent::StateChanged(_) => 1,
+            });
+        }
+    }
+    bail!("no outcome for request {request_id} within {timeout:?}")
+}
+
+fn read_submit(file: &PathBuf, request_id: Option<String>) -> Result<SubmitJobRequest> {
+    let mut value: Value = serde_json::from_slice(
+        &std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+    )?;
+    let object = value
+        .as_object_mut()
+        .context("the request file must hold a JSON object")?;
+    object.remove("action");
+    match request_id {
+        Some(id) => {
+            object.insert("request_id".into(), json!(id));
+        }
+        None => {
+            object
+                .entry("request_id")
+                .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+        }
+    }
+    Ok(decode(value.to_string().as_bytes())?)
+}
+
+async fn gateway_status(request: &GetJobStatusRequest) -> Result<Option<Value>> {
+    let config = spark_gateway::GatewayConfig::from_env()?;
+    let gateway = spark_gateway::live_gateway(config, &spark_gateway::aws_sdk_config().await);
+    match gateway.status(request).await {
+        Ok(status) => Ok(Some(serde_json::to_value(status)?)),
+        Err(spark_gateway::GatewayError::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let code = match Cli::parse().command {
+        Command::Submit {
+            file,
+            request_id,
+            via,
+            wait,
+            timeout,
+        } => {
+            let request = read_submit(&file, request_id)?;
+            let request_id = request.request_id.to_string();
+            let key = format!("{}/{}", request.namespace, request.application_name);
+            let reader = if wait {
+                Some(completion_reader(false)?)
+            } else {
+                None
+            };
+            let body = serde_json::to_string(&JobRequest::Submit(Box::new(request)))?;
+            println!(
+                "submitted request {request_id} for {key} as {}",
+                send(via, &key, &body).await?
+            );
+            match reader {
+                Some(reader) => tokio::task::block_in_place(|| {
+                    wait_for(&reader, &request_id, Duration::from_secs(timeout))
+                })?,
+                None => 0,
+            }
+        }
+        Command::Delete {
+            namespace,
+            name,
+            cluster,
+            via,
+            wait,
+            timeout,
+        } => {
+            let request = DeleteJobRequest {
+                request_id: RequestId::new(uuid::Uuid::new_v4().to_string())?,
+                cluster: cluster.clone(),
+                application_name: name.clone(),
+                namespace: namespace.clone(),
+                submitted_by: std::env::var("USER").ok(),
+                reason: Some("spark-gateway delete".into()),
+                traceparent: None,
+            };
+            let body = serde_json::to_string(&JobRequest::Delete(request.clone()))?;
+            println!(
+                "delete request {} for {namespace}/{name} as {}",
+                request.request_id,
+                send(via, &format!("{namespace}/{name}"), &body).await?
+            );
+            if wait {
+                let query = GetJobStatusRequest {
+                    application_name: name.clone(),
+                    namespace: namespace.clone(),
+                    cluster,
+                };
+                let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+                while gateway_status(&query).await?.is_some() {
+                    if std::time::Instant::now() > deadline {
+                        bail!("{namespace}/{name} still exists after {timeout} s");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                println!("{namespace}/{name} is gone");
+            }
+            0
+        }
+        Command::Status {
+            namespace,
+            name,
+            cluster,
+        } => {
+            let query = GetJobStatusRequest {
+                application_name: name.clone(),
+                namespace: namespace.clone(),
+                cluster,
+            };
+            match gateway_status(&query).await? {
+                Some(status) => {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                    0
+                }
+                None => {
+                    eprintln!("{namespace}/{name} not found");
+                    3
+                }
+            }
+        }
+        Command::Follow { from_beginning } => {
+            let reader = completion_reader(from_beginning)?;
+            tokio::task::block_in_place(|| -> Result<i32> {
+                loop {
+                    if let Some(message) = reader.poll(Duration::from_millis(500)) {
+                        let message = message?;
+                        match decode_completion_event(message.payload().unwrap_or_default()) {
+                            Ok(event) => println!("{}", describe(&event)),
+                            Err(error) => println!("(undecodable event: {error})"),
+                        }
+                    }
+                }
+            })?
+        }
+    };
+    std::process::exit(code)
+}

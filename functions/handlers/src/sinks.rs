@@ -143,14 +143,7 @@ impl EventPublisher for KafkaEventPublisher {
             .key(&key)
             .payload(&payload)
             .headers(headers);
-        self.producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map(|_| ())
-            .map_err(|(error, _)| SinkError::Kafka {
-                topic: self.topic.clone(),
-                detail: error.to_string(),
-            })
+        send_acknowledged(&self.producer, record).await
     }
 }
 
@@ -257,13 +250,26 @@ impl DeadLetterSink for KafkaDeadLetter {
         if let Some(key) = &message.key {
             record = record.key(key);
         }
-        self.producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map(|_| ())
-            .map_err(|(error, _)| SinkError::Kafka {
-                topic: self.topic.clone(),
-                detail: error.to_string(),
-            })
+        send_acknowledged(&self.producer, record).await
     }
+}
+
+/// Sends `record` and waits for the broker's acknowledgement (the producer is idempotent, acks=all).
+async fn send_acknowledged<K, P>(
+    producer: &FutureProducer,
+    record: FutureRecord<'_, K, P>,
+) -> Result<(), SinkError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    let topic = record.topic.to_string();
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map(|_| ())
+        .map_err(|(error, _)| SinkError::Kafka {
+            topic,
+            detail: error.to_string(),
+        })
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use fixture::{CLUSTER, Fixture, NAMESPACE, seed_request, with_scenario};
+use fixture::{Fixture, seed_request, with_scenario};
 use serde_json::json;
 use spark_gateway_consumer::sqs::{SqsSource, run};
 use spark_gateway_events::JobRequest;
@@ -56,32 +56,8 @@ async fn cold_starts(fixture: &Fixture, runs: usize) -> Result<()> {
         binary.display()
     );
     let events_topic = create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
-    let clusters = json!({"default_cluster": CLUSTER, "clusters": {CLUSTER: {
-        "proxy_url": fixture.cluster.url(), "ca_file": fixture.cluster.ca_file(), "token_path": fixture.token_path,
-        "policy": {"allowed_namespaces": [NAMESPACE]}}}});
-    let world = &fixture.world;
-    let mut env = vec![
-        ("SPARK_GATEWAY_CLUSTERS".to_string(), clusters.to_string()),
-        ("VAULT_ADDR".to_string(), world.vault_addr()?.to_string()),
-        (
-            "SPARK_GATEWAY_APPROLE_SECRET_ID".to_string(),
-            world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?.to_string(),
-        ),
-        (
-            "KAFKA_BOOTSTRAP_SERVERS".to_string(),
-            world.kafka_bootstrap()?.to_string(),
-        ),
-        ("SPARK_GATEWAY_EVENTS_TOPIC".to_string(), events_topic),
-        ("RUST_LOG".to_string(), "warn".to_string()),
-    ];
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ] {
-        env.push((name.to_string(), world.var(name)?.to_string()));
-    }
+    let mut env = fixture.function_env(&events_topic, "")?;
+    env.push(("RUST_LOG".to_string(), "warn".to_string()));
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let event = json!({"Records": [{"messageId": format!("m-{i}"), "body": submit_body()?, "eventSource": "aws:sqs",

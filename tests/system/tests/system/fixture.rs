@@ -135,6 +135,47 @@ impl Fixture {
         .await
     }
 
+    /// The environment a Lambda function or the consumer needs to reach this fixture's world, as a
+    /// deployment would set it.
+    pub fn function_env(&self, events_topic: &str, dlq_url: &str) -> Result<Vec<(String, String)>> {
+        let clusters = serde_json::json!({
+            "default_cluster": CLUSTER,
+            "clusters": {CLUSTER: {
+                "proxy_url": self.cluster.url(),
+                "ca_file": self.cluster.ca_file(),
+                "token_path": self.token_path,
+                "policy": {"allowed_namespaces": [NAMESPACE]},
+            }},
+        });
+        let world = &self.world;
+        let mut env = vec![
+            ("SPARK_GATEWAY_CLUSTERS".to_string(), clusters.to_string()),
+            ("VAULT_ADDR".to_string(), world.vault_addr()?.to_string()),
+            (
+                "SPARK_GATEWAY_APPROLE_SECRET_ID".to_string(),
+                world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?.to_string(),
+            ),
+            (
+                "KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                world.kafka_bootstrap()?.to_string(),
+            ),
+            (
+                "SPARK_GATEWAY_EVENTS_TOPIC".to_string(),
+                events_topic.to_string(),
+            ),
+            ("SPARK_GATEWAY_DLQ_URL".to_string(), dlq_url.to_string()),
+        ];
+        for name in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+        ] {
+            env.push((name.to_string(), world.var(name)?.to_string()));
+        }
+        Ok(env)
+    }
+
     pub async fn apps(&self) -> Result<Api<DynamicObject>> {
         Ok(Api::namespaced_with(
             self.cluster.client().await?,

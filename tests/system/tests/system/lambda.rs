@@ -12,7 +12,7 @@ use spark_gateway_events::JobRequest;
 use spark_gateway_harness::kafka::create_topic;
 use spark_gateway_harness::unique_name;
 
-use super::fixture::{CLUSTER, Fixture, NAMESPACE, seed_request, with_scenario};
+use super::fixture::{Fixture, NAMESPACE, seed_request, with_scenario};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,51 +31,6 @@ fn workspace_binary(name: &str) -> Result<PathBuf> {
         );
     }
     Ok(binary)
-}
-
-/// The function's environment: everything it needs, as a deployment would set it.
-fn function_env(
-    fixture: &Fixture,
-    events_topic: &str,
-    dlq_url: &str,
-) -> Result<Vec<(String, String)>> {
-    let clusters = json!({
-        "default_cluster": CLUSTER,
-        "clusters": {CLUSTER: {
-            "proxy_url": fixture.cluster.url(),
-            "ca_file": fixture.cluster.ca_file(),
-            "token_path": fixture.token_path,
-            "policy": {"allowed_namespaces": [NAMESPACE]},
-        }},
-    });
-    let world = &fixture.world;
-    let mut env = vec![
-        ("SPARK_GATEWAY_CLUSTERS".to_string(), clusters.to_string()),
-        ("VAULT_ADDR".to_string(), world.vault_addr()?.to_string()),
-        (
-            "SPARK_GATEWAY_APPROLE_SECRET_ID".to_string(),
-            world.var("SPARK_GATEWAY_APPROLE_SECRET_ID")?.to_string(),
-        ),
-        (
-            "KAFKA_BOOTSTRAP_SERVERS".to_string(),
-            world.kafka_bootstrap()?.to_string(),
-        ),
-        (
-            "SPARK_GATEWAY_EVENTS_TOPIC".to_string(),
-            events_topic.to_string(),
-        ),
-        ("SPARK_GATEWAY_DLQ_URL".to_string(), dlq_url.to_string()),
-        ("RUST_LOG".to_string(), "info".to_string()),
-    ];
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ] {
-        env.push((name.to_string(), world.var(name)?.to_string()));
-    }
-    Ok(env)
 }
 
 fn sqs_record(id: &str, body: &str, receives: u32) -> Value {
@@ -108,7 +63,7 @@ async fn job_requests_binary_answers_sqs_and_kafka_events_with_the_right_batch_r
     let process = LambdaProcess::spawn(
         workspace_binary("job-requests")?,
         &emulator,
-        function_env(&fixture, &events_topic, &queue.dlq_url)?,
+        fixture.function_env(&events_topic, &queue.dlq_url)?,
     )?;
 
     let request = with_scenario(seed_request()?, "stuck");
@@ -180,7 +135,7 @@ async fn job_status_binary_answers_direct_invocations_and_function_urls() -> Res
     let _process = LambdaProcess::spawn(
         workspace_binary("job-status")?,
         &emulator,
-        function_env(&fixture, "unused", "unused")?,
+        fixture.function_env("unused", "unused")?,
     )?;
 
     // Direct invocation until the outcome is there.

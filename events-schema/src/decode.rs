@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::cloudevent::CloudEvent;
 use crate::events::{
-    CompletionEvent, FieldViolation, MessageOrigin, REQUEST_REJECTED_EVENT_TYPE, RejectionReason,
-    RequestRejected, STATE_CHANGED_EVENT_TYPE,
+    CompletionEvent, FieldViolation, MessageOrigin, REQUEST_APPLIED_EVENT_TYPE,
+    REQUEST_REJECTED_EVENT_TYPE, RejectionReason, RequestRejected, STATE_CHANGED_EVENT_TYPE,
 };
 use crate::request::{JobRequest, RequestAction};
 
@@ -121,6 +121,9 @@ pub fn decode_completion_event(bytes: &[u8]) -> Result<CompletionEvent, DecodeEr
         }
         Some(REQUEST_REJECTED_EVENT_TYPE) => {
             from_value::<CloudEvent<_>>(value).map(CompletionEvent::Rejected)
+        }
+        Some(REQUEST_APPLIED_EVENT_TYPE) => {
+            from_value::<CloudEvent<_>>(value).map(CompletionEvent::Applied)
         }
         _ => Err(DecodeError::UnknownEventType(
             event_type.map_or_else(|| "(missing)".to_string(), |t| t.to_string()),

@@ -1,6 +1,7 @@
-//! Events on the completion topic: every state change of a SparkApplication, and the rejection of a
-//! request that never reached Kubernetes. Together they give every request exactly one terminal event a
-//! subscriber can wait for: the state change that carries an `outcome`, or a `RequestRejected`.
+//! Events on the completion topic: every state change of a SparkApplication, what each request did in
+//! Kubernetes, and the rejection of a request that never got there. Together they give every request
+//! exactly one terminal event a subscriber can wait for: for a submit, the state change that carries an
+//! `outcome`; for a delete, its `RequestApplied`; for a refused request, its `RequestRejected`.
 //!
 //! Event data is read tolerantly (unknown fields ignored) so that adding optional fields stays compatible
 //! for subscribers.
@@ -16,6 +17,8 @@ use crate::state::{ApplicationState, Outcome};
 pub const STATE_CHANGED_EVENT_TYPE: &str = "io.spark-gateway.application.state-changed.v1";
 /// The CloudEvents `type` of [`RequestRejected`].
 pub const REQUEST_REJECTED_EVENT_TYPE: &str = "io.spark-gateway.request.rejected.v1";
+/// The CloudEvents `type` of [`RequestApplied`].
+pub const REQUEST_APPLIED_EVENT_TYPE: &str = "io.spark-gateway.request.applied.v1";
 
 /// A SparkApplication entered a state (one entry of its `stateTransitionHistory`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -125,6 +128,57 @@ impl RequestRejected {
     }
 }
 
+/// A request took effect in Kubernetes. A delete's terminal event; for a submit it comes first, and the
+/// application's state changes (ending with the one that carries the outcome) follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestApplied {
+    /// The request's id.
+    pub request_id: String,
+    /// What the request asked for.
+    pub action: RequestAction,
+    /// The application.
+    pub application_name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The cluster the request named, if it named one (absent: the default cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The application's uid, when one existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// What happened.
+    pub result: AppliedResult,
+    /// Who sent the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+}
+
+impl EventData for RequestApplied {
+    const EVENT_TYPE: &'static str = REQUEST_APPLIED_EVENT_TYPE;
+}
+
+impl RequestApplied {
+    /// One id per request: a redelivered request that finds its work done (a `duplicate` submit, an
+    /// `already_gone` delete) publishes under the same id, so subscribers keep the first.
+    pub fn event_id(&self) -> String {
+        format!("applied/{}", self.request_id)
+    }
+}
+
+/// What an applied request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppliedResult {
+    /// The submit created the SparkApplication.
+    Created,
+    /// The submit found its SparkApplication already created by the same request id.
+    Duplicate,
+    /// The delete was accepted; the application ends with outcome `cancelled` unless it had ended.
+    Deleted,
+    /// The delete found no such application.
+    AlreadyGone,
+}
+
 /// Why a request was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +264,8 @@ pub enum CompletionEvent {
     StateChanged(CloudEvent<ApplicationStateChanged>),
     /// A [`RequestRejected`] event.
     Rejected(CloudEvent<RequestRejected>),
+    /// A [`RequestApplied`] event.
+    Applied(CloudEvent<RequestApplied>),
 }
 
 impl CompletionEvent {
@@ -218,14 +274,17 @@ impl CompletionEvent {
         match self {
             Self::StateChanged(event) => event.data.request_id.as_deref(),
             Self::Rejected(event) => event.data.request_id.as_deref(),
+            Self::Applied(event) => Some(&event.data.request_id),
         }
     }
 
-    /// The event ends its request: a rejection, or a state change with an outcome.
+    /// The event ends its request: a rejection, an applied delete, or a state change with an outcome
+    /// (which ends the submit that created the application).
     pub fn is_terminal(&self) -> bool {
         match self {
             Self::StateChanged(event) => event.data.outcome.is_some(),
             Self::Rejected(_) => true,
+            Self::Applied(event) => event.data.action == RequestAction::Delete,
         }
     }
 
@@ -234,6 +293,7 @@ impl CompletionEvent {
         match self {
             Self::StateChanged(event) => &event.id,
             Self::Rejected(event) => &event.id,
+            Self::Applied(event) => &event.id,
         }
     }
 }

@@ -6,8 +6,8 @@
 //!   and [`GetJobStatusRequest`] (to the status function).
 //! - [`status`]: the status function's answer, [`GetJobStatusResponse`].
 //! - [`state`]: the operator's 17 [`ApplicationState`]s and the [`Outcome`] read from a history.
-//! - [`events`]: what subscribers receive on the completion topic: [`ApplicationStateChanged`] and
-//!   [`RequestRejected`], each in a [`CloudEvent`].
+//! - [`events`]: what subscribers receive on the completion topic: [`ApplicationStateChanged`],
+//!   [`RequestApplied`] and [`RequestRejected`], each in a [`CloudEvent`].
 //! - [`cloudevent`]: the CloudEvents 1.0 envelope.
 //! - [`decode`]: reading bytes into these types with errors that name the field.
 //! - [`ids`]: the validated request id and trace context.
@@ -38,9 +38,9 @@ pub use decode::{
     DecodeError, decode, decode_completion_event, decode_job_request, rejection_for_undecodable,
 };
 pub use events::{
-    ApplicationStateChanged, CompletionEvent, FieldViolation, MessageOrigin,
-    REQUEST_REJECTED_EVENT_TYPE, RejectionReason, RequestRejected, STATE_CHANGED_EVENT_TYPE,
-    cluster_event_source, state_changed_event_id,
+    ApplicationStateChanged, AppliedResult, CompletionEvent, FieldViolation, MessageOrigin,
+    REQUEST_APPLIED_EVENT_TYPE, REQUEST_REJECTED_EVENT_TYPE, RejectionReason, RequestApplied,
+    RequestRejected, STATE_CHANGED_EVENT_TYPE, cluster_event_source, state_changed_event_id,
 };
 pub use ids::{IdError, RequestId, TraceParent};
 pub use request::{

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::{
     ApplicationStateChanged, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse,
-    JobRequest, RequestRejected, SubmitJobRequest,
+    JobRequest, RequestApplied, RequestRejected, SubmitJobRequest,
 };
 
 /// One generated schema document and the file it is committed as.
@@ -67,6 +67,10 @@ pub fn all() -> Vec<SchemaDocument> {
         event_document::<RequestRejected>(
             "request-rejected.v1",
             "A request was refused before reaching Kubernetes: its terminal CloudEvents 1.0 event.",
+        ),
+        event_document::<RequestApplied>(
+            "request-applied.v1",
+            "A request took effect in Kubernetes (a delete's terminal CloudEvents 1.0 event).",
         ),
     ]
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spark_gateway_events::schema::{self, SchemaDocument};
 use spark_gateway_events::{
-    DecodeError, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, SubmitJobRequest,
-    decode, decode_completion_event, decode_job_request,
+    CompletionEvent, DecodeError, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse,
+    SubmitJobRequest, decode, decode_completion_event, decode_job_request,
 };
 
 fn crate_dir() -> PathBuf {
@@ -57,15 +57,13 @@ fn decode_and_reserialize(schema_name: &str, bytes: &[u8]) -> Result<Value, Deco
         "delete-job-request.v1" => strict::<DeleteJobRequest>(bytes),
         "get-job-status-request.v1" => strict::<GetJobStatusRequest>(bytes),
         "get-job-status-response.v1" => strict::<GetJobStatusResponse>(bytes),
-        "application-state-changed.v1" | "request-rejected.v1" => decode_completion_event(bytes)
-            .map(|event| match event {
-                spark_gateway_events::CompletionEvent::StateChanged(e) => {
-                    serde_json::to_value(e).unwrap()
-                }
-                spark_gateway_events::CompletionEvent::Rejected(e) => {
-                    serde_json::to_value(e).unwrap()
-                }
-            }),
+        "application-state-changed.v1" | "request-rejected.v1" | "request-applied.v1" => {
+            decode_completion_event(bytes).map(|event| match event {
+                CompletionEvent::StateChanged(e) => serde_json::to_value(e).unwrap(),
+                CompletionEvent::Rejected(e) => serde_json::to_value(e).unwrap(),
+                CompletionEvent::Applied(e) => serde_json::to_value(e).unwrap(),
+            })
+        }
         other => panic!("no decoder for schema {other}"),
     }
 }

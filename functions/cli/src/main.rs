@@ -217,6 +217,22 @@ fn describe(event: &CompletionEvent) -> String {
             }
             line
         }
+        CompletionEvent::Applied(e) => {
+            let d = &e.data;
+            let uid = d
+                .uid
+                .as_deref()
+                .map(|uid| format!(" (uid {uid})"))
+                .unwrap_or_default();
+            format!(
+                "{}  {}/{}  {} request applied: {:?}{uid}",
+                time(e.time),
+                d.namespace,
+                d.application_name,
+                d.action.as_str(),
+                d.result
+            )
+        }
     }
 }
 
@@ -244,6 +260,7 @@ fn wait_for(consumer: &BaseConsumer, request_id: &str, timeout: Duration) -> Res
                 }
                 CompletionEvent::Rejected(_) => 2,
                 CompletionEvent::StateChanged(_) => 1,
+                CompletionEvent::Applied(_) => 0,
             });
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //! - [`message`]: a request message from any transport, and the application it addresses.
-//! - [`processor`]: one message to exactly one [`Outcome`](processor::Outcome): applied, rejected
-//!   (terminal event published, copy dead-lettered) or retry.
+//! - [`processor`]: one message to exactly one [`Outcome`](processor::Outcome): applied (what it did
+//!   published as `RequestApplied`), rejected (`RequestRejected` published, copy dead-lettered) or retry.
 //! - [`batch`]: many messages with per-application (or per-partition) order and bounded concurrency.
 //! - [`lambda_events`]: SQS and Kafka Lambda events in, partial-batch responses out.
 //! - [`status`]: the status function for direct invocations and function URLs.

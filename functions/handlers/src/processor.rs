@@ -7,8 +7,9 @@ use spark_gateway::cluster::ClusterApi;
 use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
 use spark_gateway_core::{Classify, Disposition};
 use spark_gateway_events::{
-    CloudEvent, DeleteJobRequest, JobRequest, RejectionReason, RequestRejected, SubmitJobRequest,
-    decode_job_request, rejection_for_undecodable,
+    AppliedResult, CloudEvent, DeleteJobRequest, EventData, JobRequest, RejectionReason,
+    RequestApplied, RequestRejected, SubmitJobRequest, decode_job_request,
+    rejection_for_undecodable,
 };
 
 use crate::message::InboundMessage;
@@ -155,7 +156,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         let error = match result {
             Ok(applied) => {
                 tracing::info!(request_id, namespace, name, action = request.action().as_str(), outcome = ?applied, "request applied");
-                return Outcome::Applied(applied);
+                return self.announce(&request, applied).await;
             }
             Err(error) => error,
         };
@@ -200,18 +201,22 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         traceparent: Option<String>,
         dead_letters: &D,
     ) -> Outcome {
-        let mut event = CloudEvent::new(rejected.event_id(), self.source.clone(), rejected.clone());
-        event.time = Some(Timestamp::now());
-        event.partitionkey = Some(
-            rejected
-                .request_id
-                .clone()
-                .unwrap_or_else(|| rejected.origin.locator()),
+        let subject = rejected
+            .namespace
+            .as_ref()
+            .zip(rejected.application_name.as_ref())
+            .map(|(ns, n)| format!("{ns}/{n}"));
+        let key = rejected
+            .request_id
+            .clone()
+            .unwrap_or_else(|| rejected.origin.locator());
+        let event = self.envelope(
+            rejected.event_id(),
+            rejected.clone(),
+            key,
+            traceparent,
+            subject,
         );
-        event.traceparent = traceparent;
-        if let (Some(namespace), Some(name)) = (&rejected.namespace, &rejected.application_name) {
-            event.subject = Some(format!("{namespace}/{name}"));
-        }
         // Publish before dead-lettering and acknowledging: if anything fails the message comes back and
         // both happen again, under the same event id, so subscribers can de-duplicate.
         if let Err(error) = self.publisher.publish_rejection(&event).await {
@@ -230,6 +235,70 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         );
         Outcome::Rejected(Box::new(rejected))
     }
+
+    /// Publishes what an applied request did; a request whose event cannot be published is retried
+    /// (applying it again is harmless: a duplicate submit, or a delete that finds nothing).
+    async fn announce(&self, request: &JobRequest, applied: Applied) -> Outcome {
+        let (result, uid) = match &applied {
+            Applied::Submitted(Submitted::Created { uid }) => {
+                (AppliedResult::Created, Some(uid.clone()))
+            }
+            Applied::Submitted(Submitted::Duplicate { uid }) => {
+                (AppliedResult::Duplicate, Some(uid.clone()))
+            }
+            Applied::Deleted(Deleted::Deleted { uid }) => {
+                (AppliedResult::Deleted, Some(uid.clone()))
+            }
+            Applied::Deleted(Deleted::AlreadyGone) => (AppliedResult::AlreadyGone, None),
+        };
+        let (namespace, name) = request.target();
+        let data = RequestApplied {
+            request_id: request.request_id().to_string(),
+            action: request.action(),
+            application_name: name.to_string(),
+            namespace: namespace.to_string(),
+            cluster: request.cluster().map(str::to_string),
+            uid,
+            result,
+            submitted_by: submitted_by(request),
+        };
+        let subject = Some(format!("{namespace}/{name}"));
+        let event = self.envelope(
+            data.event_id(),
+            data,
+            request.request_id().to_string(),
+            traceparent(request),
+            subject,
+        );
+        if let Err(error) = self.publisher.publish_applied(&event).await {
+            tracing::warn!(%error, "could not publish what a request did; the message will be delivered again");
+            return Outcome::Retry(error.to_string());
+        }
+        Outcome::Applied(applied)
+    }
+
+    fn envelope<T: EventData>(
+        &self,
+        id: String,
+        data: T,
+        key: String,
+        traceparent: Option<String>,
+        subject: Option<String>,
+    ) -> CloudEvent<T> {
+        let mut event = CloudEvent::new(id, self.source.clone(), data);
+        event.time = Some(Timestamp::now());
+        event.partitionkey = Some(key);
+        event.traceparent = traceparent;
+        event.subject = subject;
+        event
+    }
+}
+
+fn submitted_by(request: &JobRequest) -> Option<String> {
+    match request {
+        JobRequest::Submit(r) => r.submitted_by.clone(),
+        JobRequest::Delete(r) => r.submitted_by.clone(),
+    }
 }
 
 fn traceparent(request: &JobRequest) -> Option<String> {
@@ -246,10 +315,6 @@ fn rejection_for(
     message: &InboundMessage,
 ) -> RequestRejected {
     let (namespace, name) = request.target();
-    let submitted_by = match request {
-        JobRequest::Submit(r) => r.submitted_by.clone(),
-        JobRequest::Delete(r) => r.submitted_by.clone(),
-    };
     let violations = match error {
         GatewayError::Rejected { violations, .. } => violations.clone(),
         _ => Vec::new(),
@@ -260,7 +325,7 @@ fn rejection_for(
         application_name: Some(name.to_string()),
         namespace: Some(namespace.to_string()),
         cluster: request.cluster().map(str::to_string),
-        submitted_by,
+        submitted_by: submitted_by(request),
         reason,
         message: error.to_string(),
         violations,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use spark_gateway_events::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestRejected};
+use spark_gateway_events::{
+    CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestApplied, RequestRejected,
+};
 
 use crate::message::InboundMessage;
 
@@ -32,10 +34,16 @@ pub enum SinkError {
 
 /// Publishes rejection events to the completion topic.
 pub trait EventPublisher: Send + Sync {
-    /// Publishes `event`; returns once the broker acknowledged it.
+    /// Publishes a rejection; returns once the broker acknowledged it.
     fn publish_rejection(
         &self,
         event: &CloudEvent<RequestRejected>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Publishes what an applied request did; returns once the broker acknowledged it.
+    fn publish_applied(
+        &self,
+        event: &CloudEvent<RequestApplied>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
@@ -45,6 +53,13 @@ impl<T: EventPublisher> EventPublisher for &T {
         event: &CloudEvent<RequestRejected>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send {
         (**self).publish_rejection(event)
+    }
+
+    fn publish_applied(
+        &self,
+        event: &CloudEvent<RequestApplied>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).publish_applied(event)
     }
 }
 
@@ -124,6 +139,17 @@ impl EventPublisher for KafkaEventPublisher {
         &self,
         event: &CloudEvent<RequestRejected>,
     ) -> Result<(), SinkError> {
+        self.publish(event).await
+    }
+
+    async fn publish_applied(&self, event: &CloudEvent<RequestApplied>) -> Result<(), SinkError> {
+        self.publish(event).await
+    }
+}
+
+impl KafkaEventPublisher {
+    /// A structured-mode CloudEvent keyed by its partition key, with the binding's headers.
+    async fn publish<T: serde::Serialize>(&self, event: &CloudEvent<T>) -> Result<(), SinkError> {
         let payload = serde_json::to_vec(event).expect("events serialize");
         let key = event
             .partitionkey

@@ -9,8 +9,8 @@ use serde_json::json;
 use spark_gateway::cluster::ClusterError;
 use spark_gateway::{Deleted, GatewayError, Submitted};
 use spark_gateway_events::{
-    CloudEvent, DeleteJobRequest, FieldViolation, MessageOrigin, RejectionReason, RequestRejected,
-    SubmitJobRequest,
+    AppliedResult, CloudEvent, DeleteJobRequest, FieldViolation, MessageOrigin, RejectionReason,
+    RequestApplied, RequestRejected, SubmitJobRequest,
 };
 use spark_gateway_handlers::batch::{HELD_BACK, process_batch};
 use spark_gateway_handlers::lambda_events::{handle_kafka_event, handle_sqs_event, partition_key};
@@ -90,10 +90,22 @@ impl Operations for FakeGateway {
 struct FakeSinks {
     fail: bool,
     events: Mutex<Vec<CloudEvent<RequestRejected>>>,
+    applied: Mutex<Vec<CloudEvent<RequestApplied>>>,
     dead: Mutex<Vec<(Vec<u8>, RequestRejected)>>,
 }
 
 impl EventPublisher for FakeSinks {
+    async fn publish_applied(&self, event: &CloudEvent<RequestApplied>) -> Result<(), SinkError> {
+        if self.fail {
+            return Err(SinkError::Kafka {
+                topic: "events".into(),
+                detail: "broker down".into(),
+            });
+        }
+        self.applied.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
     async fn publish_rejection(
         &self,
         event: &CloudEvent<RequestRejected>,
@@ -338,4 +350,37 @@ async fn kafka_partitions_stop_at_their_first_retry_and_fail_the_invocation() {
             .unwrap(),
         1
     );
+}
+
+#[tokio::test]
+async fn applied_requests_are_announced_and_a_lost_announcement_means_retry() {
+    let gateway = FakeGateway::default();
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    let outcome = processor
+        .process(&sqs(&delete("d-1", "pi"), 1, 1), &sinks)
+        .await;
+    assert_eq!(
+        outcome,
+        Outcome::Applied(Applied::Deleted(Deleted::Deleted { uid: "uid".into() }))
+    );
+    {
+        let applied = sinks.applied.lock().unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(applied[0].id, "applied/d-1");
+        assert_eq!(applied[0].data.result, AppliedResult::Deleted);
+        assert_eq!(applied[0].subject.as_deref(), Some("ns/pi"));
+    }
+
+    let down = FakeSinks {
+        fail: true,
+        ..FakeSinks::default()
+    };
+    let processor = Processor::new(&gateway, &down, 5);
+    assert!(matches!(
+        processor
+            .process(&sqs(&submit("s-1", "pi"), 1, 1), &down)
+            .await,
+        Outcome::Retry(_)
+    ));
 }

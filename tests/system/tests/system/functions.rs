@@ -12,7 +12,8 @@ use serde_json::json;
 use spark_gateway_consumer::sqs::SqsSource;
 use spark_gateway_consumer::{kafka as kafka_consumer, sqs as sqs_consumer};
 use spark_gateway_events::{
-    CompletionEvent, JobRequest, RejectionReason, SubmitJobRequest, decode_completion_event,
+    AppliedResult, CompletionEvent, JobRequest, RejectionReason, RequestAction, SubmitJobRequest,
+    decode_completion_event,
 };
 use spark_gateway_handlers::lambda_events::handle_sqs_event;
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
@@ -123,7 +124,7 @@ fn rejections(records: &[Record]) -> Vec<(Option<String>, RejectionReason)> {
                 CompletionEvent::Rejected(event) => {
                     Some((event.data.request_id, event.data.reason))
                 }
-                CompletionEvent::StateChanged(_) => None,
+                CompletionEvent::StateChanged(_) | CompletionEvent::Applied(_) => None,
             },
         )
         .collect()
@@ -425,8 +426,45 @@ async fn submit_then_delete_in_one_batch_applies_in_that_order() -> Result<()> {
         stats.requests.get("create").copied().unwrap_or(0) >= 1,
         "{stats:?}"
     );
+    // Each request announced what it did, in order: the submit created, the delete deleted (the
+    // delete's terminal event).
+    let reader = TopicReader::new(fixture.world.kafka_bootstrap()?, &channels.events_topic)?;
+    let records = reader
+        .read_until(Duration::from_secs(30), |r| applied(r).len() >= 2)
+        .await?;
+    let results: Vec<(RequestAction, AppliedResult, bool)> = records
+        .iter()
+        .filter_map(
+            |r| match decode_completion_event(r.value.as_bytes()).ok()? {
+                CompletionEvent::Applied(event) => {
+                    let terminal = CompletionEvent::Applied(event.clone()).is_terminal();
+                    Some((event.data.action, event.data.result, terminal))
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (RequestAction::Submit, AppliedResult::Created, false),
+            (RequestAction::Delete, AppliedResult::Deleted, true)
+        ]
+    );
     fixture.cluster.shutdown().await;
     Ok(())
+}
+
+fn applied(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(
+            |r| match decode_completion_event(r.value.as_bytes()).ok()? {
+                CompletionEvent::Applied(event) => Some(event.id),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,10 +80,11 @@ async fn kubectl(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_applies_lists_watches_and_deletes_a_simulated_application() -> Result<()> {
-    spark_gateway_harness::init_tracing();
-    let cluster = TestCluster::start(&["spark-jobs"], SimDefaults::default()).await?;
-    let kubeconfig = cluster.write_kubeconfig(&cluster.emulator().token())?;
+async fn kubectl_against_the_local_world_applies_lists_watches_and_deletes() -> Result<()> {
+    // Exactly what a person does after `infra/local/up` and `. infra/local/run/env`: the world's
+    // kubeconfig (TLS with the emulator's CA, bearer token) and the world's operator simulator.
+    let world = LocalWorld::from_env()?;
+    let kubeconfig = std::path::PathBuf::from(world.var("KUBECONFIG")?);
     let name = unique_name("pi");
 
     let applied = kubectl(
@@ -203,7 +204,6 @@ async fn kubectl_applies_lists_watches_and_deletes_a_simulated_application() -> 
         "{}",
         String::from_utf8_lossy(&gone.stderr)
     );
-    cluster.shutdown().await;
     Ok(())
 }
 

@@ -8,10 +8,10 @@ use anyhow::{Context, Result, bail};
 use kube::api::{DynamicObject, PostParams};
 use kube_emulator::ErrorRule;
 use serde_json::Value;
-use spark_gateway::approle::CredentialsError;
-use spark_gateway::cluster::ClusterError;
-use spark_gateway::vault::VaultError;
-use spark_gateway::{Deleted, GatewayError, Submitted};
+use spark_gateway::approle::{AnyCredentials, CredentialsError, FileCredentials};
+use spark_gateway::cluster::{ClusterError, KubeClusters};
+use spark_gateway::vault::{VaultError, VaultTokens};
+use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
 use spark_gateway_core::Classify;
 use spark_gateway_events::{
     ApplicationState, DeleteJobRequest, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
@@ -447,6 +447,147 @@ async fn api_server_errors_are_transient_and_succeed_on_retry() -> Result<()> {
         gateway.submit(&request).await?,
         Submitted::Created { .. }
     ));
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+/// An OpenBao dev server of one test's own, set up like the local world's (AppRole `spark-gateway`
+/// allowed to read the fixture's token path), so the test can stop it.
+struct PrivateVault {
+    process: tokio::process::Child,
+    addr: String,
+    credentials: tempfile::NamedTempFile,
+}
+
+impl PrivateVault {
+    async fn start(fixture: &Fixture) -> Result<Self> {
+        let bao = std::path::Path::new(fixture.world.var("SPARK_GATEWAY_TOOLS_BIN")?).join("bao");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let root = unique_name("root");
+        let process = tokio::process::Command::new(&bao)
+            .args(["server", "-dev", &format!("-dev-root-token-id={root}")])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bao.display()))?;
+        let client = vaultrs::client::VaultClient::new(
+            vaultrs::client::VaultClientSettingsBuilder::default()
+                .address(&addr)
+                .token(&root)
+                .build()?,
+        )?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while vaultrs::sys::auth::enable(&client, "approle", "approle", None)
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "private OpenBao did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let policy = format!(
+            "path \"secret/data/{}\" {{ capabilities = [\"read\"] }}",
+            fixture.token_path
+        );
+        vaultrs::sys::policy::set(&client, "spark-gateway", &policy).await?;
+        let mut role = vaultrs::api::auth::approle::requests::SetAppRoleRequest::builder();
+        role.token_policies(vec!["spark-gateway".to_string()]);
+        vaultrs::auth::approle::role::set(&client, "approle", "spark-gateway", Some(&mut role))
+            .await?;
+        let role_id = vaultrs::auth::approle::role::read_id(&client, "approle", "spark-gateway")
+            .await?
+            .role_id;
+        let secret_id = vaultrs::auth::approle::role::secret::generate(
+            &client,
+            "approle",
+            "spark-gateway",
+            None,
+        )
+        .await?
+        .secret_id;
+        vaultrs::kv2::set(
+            &client,
+            "secret",
+            &fixture.token_path,
+            &std::collections::HashMap::from([("token", fixture.gateway_token.as_str())]),
+        )
+        .await?;
+        let credentials = tempfile::NamedTempFile::new()?;
+        std::fs::write(
+            credentials.path(),
+            serde_json::json!({"role_id": role_id, "secret_id": secret_id}).to_string(),
+        )?;
+        Ok(Self {
+            process,
+            addr,
+            credentials,
+        })
+    }
+
+    fn gateway(&self, fixture: &Fixture) -> TestGateway {
+        let credentials = AnyCredentials::File(FileCredentials::new(self.credentials.path()));
+        Gateway::new(
+            fixture.clusters(),
+            KubeClusters::new(VaultTokens::new(
+                fixture.vault_config(&self.addr),
+                credentials,
+            )),
+        )
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        self.process.kill().await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_vault_is_a_transient_error_once_the_token_must_be_reread() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let mut vault = PrivateVault::start(&fixture).await?;
+    let gateway = vault.gateway(&fixture);
+    assert!(matches!(
+        gateway
+            .submit(&with_scenario(seed_request()?, "stuck"))
+            .await?,
+        Submitted::Created { .. }
+    ));
+
+    vault.stop().await?;
+    // The cached cluster token keeps working while Vault is down...
+    assert!(matches!(
+        gateway
+            .submit(&with_scenario(seed_request()?, "stuck"))
+            .await?,
+        Submitted::Created { .. }
+    ));
+    // ...until the proxy refuses it and it must be read again.
+    let rotated = unique_name("gw-token-2");
+    fixture.cluster.control().add_token(&rotated);
+    fixture
+        .cluster
+        .control()
+        .revoke_token(&fixture.gateway_token);
+    let error = gateway
+        .submit(&with_scenario(seed_request()?, "stuck"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Cluster(ClusterError::Token(VaultError::Unavailable { .. }))
+        ),
+        "{error:?}"
+    );
+    assert!(error.disposition().is_transient());
+    assert!(!error.is_configuration());
     fixture.cluster.shutdown().await;
     Ok(())
 }

@@ -74,6 +74,19 @@ async fn follow_status(
     }
 }
 
+/// A Vault that cannot be reached is an outage: transient, not the deployment's configuration.
+fn assert_vault_unavailable(error: &GatewayError) {
+    assert!(
+        matches!(
+            error,
+            GatewayError::Cluster(ClusterError::Token(VaultError::Unavailable { .. }))
+        ),
+        "{error:?}"
+    );
+    assert!(error.disposition().is_transient());
+    assert!(!error.is_configuration());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_pi_test_creates_exactly_its_golden_spark_application() -> Result<()> {
     let fixture = Fixture::start().await?;
@@ -218,15 +231,7 @@ async fn vault_unreachable_is_a_transient_error() -> Result<()> {
         )
         .await?;
     let error = gateway.submit(&seed_request()?).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            GatewayError::Cluster(ClusterError::Token(VaultError::Unavailable { .. }))
-        ),
-        "{error:?}"
-    );
-    assert!(error.disposition().is_transient());
-    assert!(!error.is_configuration());
+    assert_vault_unavailable(&error);
     fixture.cluster.shutdown().await;
     Ok(())
 }
@@ -579,15 +584,7 @@ async fn a_stopped_vault_is_a_transient_error_once_the_token_must_be_reread() ->
         .submit(&with_scenario(seed_request()?, "stuck"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            GatewayError::Cluster(ClusterError::Token(VaultError::Unavailable { .. }))
-        ),
-        "{error:?}"
-    );
-    assert!(error.disposition().is_transient());
-    assert!(!error.is_configuration());
+    assert_vault_unavailable(&error);
     fixture.cluster.shutdown().await;
     Ok(())
 }

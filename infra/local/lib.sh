@@ -51,7 +51,8 @@ SG_DLQ_TOPIC=spark-gateway.requests.dlq
 SG_EVENTS_TOPIC=spark-gateway.events
 SG_KUBE_NAMESPACES=(default spark-jobs sjns-data-control)
 SG_JOB_NAMESPACES=spark-jobs,sjns-data-control
-SG_CRD=${SPARK_GATEWAY_CRD:-$SG_REPO_ROOT/../shared/reference/crds/sparkapplications.spark.apache.org-v1.yaml}
+SG_IMAGE_PREFIXES=${SPARK_GATEWAY_LOCAL_IMAGE_PREFIXES:-apache/spark:}
+SG_CRD=${SPARK_GATEWAY_CRD:-$SG_REPO_ROOT/infra/k8s/overlays/dev/crds/sparkapplications.spark.apache.org-v1.yaml}
 SG_SIM_STEP_MILLIS=${SPARK_GATEWAY_SIM_STEP_MILLIS:-500}
 
 # Derived paths.
@@ -598,6 +599,7 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_CLUSTER_CA_FILE "$SG_KUBE_CERT_DIR/ca.crt"
       sg_export KUBE_EMULATOR_ADMIN_URL "$SG_KUBE_ADMIN_URL"
       sg_export SPARK_GATEWAY_ALLOWED_NAMESPACES "$SG_JOB_NAMESPACES"
+      sg_export SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES "$SG_IMAGE_PREFIXES"
     fi
     sg_export SPARK_GATEWAY_CLUSTER_TOKEN "$token"
   } >"$tmp"

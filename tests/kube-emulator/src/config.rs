@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::Error;
 
-/// File name of the Apache Spark operator 0.5.0 CRD in `shared/reference/crds`.
+/// File name of the Apache Spark operator 0.5.0 CRD in `infra/k8s/overlays/dev/crds`.
 pub const APACHE_SPARK_CRD_FILE: &str = "sparkapplications.spark.apache.org-v1.yaml";
 
 /// Environment variable naming the Apache Spark CRD file explicitly.
@@ -120,12 +120,16 @@ pub fn load_crd_documents(path: &Path) -> Result<Vec<Value>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_yaml_documents(&text).map_err(|source| Error::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
     let mut documents = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document).map_err(|source| Error::Yaml {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = Value::deserialize(document)?;
         if !value.is_null() {
             documents.push(value);
         }
@@ -133,42 +137,42 @@ pub fn load_crd_documents(path: &Path) -> Result<Vec<Value>, Error> {
     Ok(documents)
 }
 
-/// Where the shared Apache Spark CRD is: `$SPARK_GATEWAY_CRD`, or
-/// `shared/reference/crds/` beside the workspace (the repository sits next to
-/// `shared/`), or above the current directory.
+/// The Apache Spark operator 0.5.0 CRD as the repository deploys it (the dev overlay of `infra/k8s`): one
+/// copy in the repository, compiled in, so the emulator serves exactly what a development cluster gets and
+/// needs no file beside the clone.
+const APACHE_SPARK_CRD_YAML: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../infra/k8s/overlays/dev/crds/sparkapplications.spark.apache.org-v1.yaml"
+));
+
+/// `$SPARK_GATEWAY_CRD` when set: a platform engineer testing another revision of the CRD.
 pub fn apache_spark_crd_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(CRD_PATH_ENV) {
-        return Some(PathBuf::from(path));
-    }
-    let relative = Path::new("shared/reference/crds").join(APACHE_SPARK_CRD_FILE);
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let starts = [
-        Some(manifest_dir.to_path_buf()),
-        std::env::current_dir().ok(),
-    ];
-    starts.into_iter().flatten().find_map(|start| {
-        start
-            .ancestors()
-            .map(|dir| dir.join(&relative))
-            .find(|candidate| candidate.is_file())
-    })
+    std::env::var_os(CRD_PATH_ENV).map(PathBuf::from)
 }
 
-/// The Apache Spark operator's SparkApplication CRD, parsed once per process.
+/// The Apache Spark operator's SparkApplication CRD (`$SPARK_GATEWAY_CRD`, or the repository's own copy),
+/// parsed once per process.
 pub fn try_apache_spark_crd() -> Result<Value, Error> {
     static CRD: OnceLock<Value> = OnceLock::new();
     if let Some(crd) = CRD.get() {
         return Ok(crd.clone());
     }
-    let path = apache_spark_crd_path().ok_or_else(|| {
-        Error::Config(format!(
-            "{APACHE_SPARK_CRD_FILE} not found: set {CRD_PATH_ENV} or keep shared/ beside the repository"
-        ))
-    })?;
-    let crd = load_crd_documents(&path)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::InvalidCrd(format!("{} holds no document", path.display())))?;
+    let crd = match apache_spark_crd_path() {
+        Some(path) => load_crd_documents(&path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidCrd(format!("{} holds no document", path.display())))?,
+        None => parse_yaml_documents(APACHE_SPARK_CRD_YAML)
+            .map_err(|source| Error::Yaml {
+                path: PathBuf::from(APACHE_SPARK_CRD_FILE),
+                source,
+            })?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::InvalidCrd(format!("{APACHE_SPARK_CRD_FILE} holds no document"))
+            })?,
+    };
     Ok(CRD.get_or_init(|| crd).clone())
 }
 
@@ -197,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_crd_is_found_and_parsed() {
+    fn the_repository_crd_is_compiled_in_and_parsed() {
         let crd = apache_spark_crd();
         assert_eq!(crd["spec"]["group"], "spark.apache.org");
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "sparkapp");

@@ -119,7 +119,7 @@
 //!
 //! # Schema fixture
 //! `fixtures/sparkapplication-v1-status.schema.json` is the `status` schema of the `v1` version
-//! of the operator 0.5.0 CRD (`shared/reference/crds/sparkapplications.spark.apache.org-v1.yaml`,
+//! of the operator 0.5.0 CRD (`infra/k8s/overlays/dev/crds/sparkapplications.spark.apache.org-v1.yaml`,
 //! Apache-2.0) with descriptions removed; a unit test checks every status the core writes in
 //! every scenario against it. Regenerate it from the CRD if the target operator version changes.
 //!

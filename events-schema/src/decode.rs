@@ -3,8 +3,13 @@
 //! serde alone reports "invalid type: integer `2`, expected a string" without saying where;
 //! `serde_path_to_error` adds the path, and [`DecodeError`] turns it into a field name, a machine-readable
 //! rule and a [`RejectionReason`], which is what a [`RequestRejected`] event needs.
+//!
+//! Input is bounded before it is parsed ([`DecodeLimits`]), and a JSON object that names a key twice is
+//! refused: serde_json would silently keep the last value, so `{"action": "delete", ..., "action":
+//! "submit"}` would mean one thing to a producer's validator and another to the gateway.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::cloudevent::CloudEvent;
@@ -14,9 +19,39 @@ use crate::events::{
 };
 use crate::request::{JobRequest, RequestAction};
 
+/// The largest request message read by default: 256 KiB, SQS's classic limit, far above any real
+/// request (the seed's pi-test is 700 bytes) and small enough that nothing derived from it is large.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Characters of a duplicated key quoted in its error.
+const QUOTED_KEY_CHARS: usize = 64;
+
+/// Bounds checked before a message is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Larger messages are refused unread.
+    pub max_message_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 /// A message that could not be read as the contract type asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// The message is larger than the gateway reads.
+    #[error("message: {size} bytes, larger than the {limit} bytes a request may have")]
+    TooLarge {
+        /// The message's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The bytes are not JSON.
     #[error("message is not valid JSON: {0}")]
     MalformedJson(#[source] serde_json::Error),
@@ -55,7 +90,11 @@ impl DecodeError {
     pub fn reason(&self) -> RejectionReason {
         match self {
             Self::MalformedJson(_) | Self::NotAnObject { .. } => RejectionReason::MalformedMessage,
-            _ => RejectionReason::InvalidRequest,
+            Self::TooLarge { .. }
+            | Self::MissingAction
+            | Self::UnknownAction(_)
+            | Self::UnknownEventType(_)
+            | Self::InvalidField { .. } => RejectionReason::InvalidRequest,
         }
     }
 
@@ -65,6 +104,7 @@ impl DecodeError {
             Self::MissingAction | Self::UnknownAction(_) => Some("action"),
             Self::UnknownEventType(_) => Some("type"),
             Self::InvalidField { field, .. } => Some(field),
+            Self::TooLarge { .. } => Some("message"),
             Self::MalformedJson(_) | Self::NotAnObject { .. } => None,
         }
     }
@@ -75,6 +115,7 @@ impl DecodeError {
             Self::MissingAction => "required",
             Self::UnknownAction(_) | Self::UnknownEventType(_) => "invalid_value",
             Self::InvalidField { rule, .. } => rule,
+            Self::TooLarge { .. } => "max_message_bytes",
             Self::MalformedJson(_) | Self::NotAnObject { .. } => return Vec::new(),
         };
         let field = self.field().unwrap_or_default().to_string();
@@ -86,8 +127,22 @@ impl DecodeError {
     }
 }
 
-/// Reads a message from the request queue or topic.
+/// Reads a message from the request queue or topic, within the default [`DecodeLimits`].
 pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, DecodeError> {
+    decode_job_request_with(bytes, DecodeLimits::default())
+}
+
+/// Reads a message from the request queue or topic, refusing it unread when it exceeds `limits`.
+pub fn decode_job_request_with(
+    bytes: &[u8],
+    limits: DecodeLimits,
+) -> Result<JobRequest, DecodeError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
     let mut object = parse_object(bytes)?;
     let action = match object.remove("action") {
         None => return Err(DecodeError::MissingAction),
@@ -138,7 +193,11 @@ pub fn rejection_for_undecodable(
     error: &DecodeError,
     origin: MessageOrigin,
 ) -> RequestRejected {
-    let object = serde_json::from_slice::<Value>(bytes).ok();
+    // An oversized message is not parsed for its identity either: that is the point of the bound.
+    let object = match error {
+        DecodeError::TooLarge { .. } => None,
+        _ => serde_json::from_slice::<Value>(bytes).ok(),
+    };
     let text = |key: &str| {
         object
             .as_ref()
@@ -163,14 +222,87 @@ pub fn rejection_for_undecodable(
         violations: error.violations(),
         origin,
     }
+    .bounded()
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    match serde_json::from_slice(bytes).map_err(DecodeError::MalformedJson)? {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut deserializer) {
+        Ok(UniqueKeys(value)) => value,
+        // The only data error a plain JSON value can have is the duplicate key our visitor reports.
+        Err(error) if error.inner().is_data() => return Err(invalid_field(error)),
+        Err(error) => return Err(DecodeError::MalformedJson(error.into_inner())),
+    };
+    deserializer.end().map_err(DecodeError::MalformedJson)?;
+    match value {
         Value::Object(object) => Ok(object),
         other => Err(DecodeError::NotAnObject {
             found: json_type_name(&other),
         }),
+    }
+}
+
+/// A JSON value read like [`Value`], except that an object naming a key twice is an error.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(Self)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    crate::events::truncate_chars(&key, QUOTED_KEY_CHARS)
+                )));
+            }
+            let UniqueKeys(value) = access.next_value()?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -186,25 +318,36 @@ fn json_type_name(value: &Value) -> &'static str {
 }
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = field_path(error.path());
-        let source = error.into_inner();
-        let message = source.to_string();
-        let (rule, missing) = classify(&message);
-        // A missing field is reported at its parent's path and named only in the message; joining the
-        // two gives the field's full path. (An unknown field's path already ends with its name.)
-        let field = match (missing, path.is_empty()) {
-            (Some(name), true) => name.to_string(),
-            (Some(name), false) => format!("{path}.{name}"),
-            (None, _) => path,
-        };
-        DecodeError::InvalidField {
-            field,
-            rule,
-            message,
-            source,
+    serde_path_to_error::deserialize(value).map_err(invalid_field)
+}
+
+fn invalid_field(error: serde_path_to_error::Error<serde_json::Error>) -> DecodeError {
+    let path = field_path(error.path());
+    let source = error.into_inner();
+    // serde_json appends the position to errors raised while parsing text; the field says where.
+    let message = match source.line() {
+        0 => source.to_string(),
+        _ => {
+            let text = source.to_string();
+            text.rsplit_once(" at line ")
+                .map_or(text.clone(), |(head, _)| head.to_string())
         }
-    })
+    };
+    let (rule, named) = classify(&message);
+    // A missing field (and a duplicated key) is reported at its parent's path and named only in the
+    // message; joining the two gives the field's full path. (An unknown field's path already ends with
+    // its name.)
+    let field = match (named, path.is_empty()) {
+        (Some(name), true) => name.to_string(),
+        (Some(name), false) => format!("{path}.{name}"),
+        (None, _) => path,
+    };
+    DecodeError::InvalidField {
+        field,
+        rule,
+        message,
+        source,
+    }
 }
 
 fn field_path(path: &serde_path_to_error::Path) -> String {
@@ -225,13 +368,16 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Classifies serde's (stable) error texts; returns the rule and, for a missing field, its name.
+/// Classifies serde's (stable) error texts; returns the rule and, for a missing field or a duplicated
+/// key, its name.
 fn classify(message: &str) -> (&'static str, Option<&str>) {
     fn backticked(rest: &str) -> Option<&str> {
         rest.split('`').nth(1)
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         ("required", backticked(rest))
+    } else if let Some(rest) = message.strip_prefix("duplicate key ") {
+        ("duplicate_key", backticked(rest))
     } else if message.starts_with("unknown field ") {
         ("unknown_field", None)
     } else if message.starts_with("invalid type") {
@@ -313,6 +459,54 @@ mod tests {
             r#"action: unknown action "restart", expected "submit" or "delete""#
         );
         assert_eq!(error.field(), Some("action"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_naming_it() {
+        let error = decode_job_request(
+            br#"{"action":"delete","request_id":"r-1","application_name":"a","namespace":"n","action":"submit"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field(), Some("action"));
+        assert_eq!(error.violations()[0].rule, "duplicate_key");
+        assert_eq!(error.to_string(), "action: duplicate key `action`");
+        let error = decode_job_request(
+            submit_with(
+                r#","spark_conf":{"spark.executor.memory":"1g","spark.executor.memory":"64g"}"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(error.field(), Some("spark_conf.spark.executor.memory"));
+        assert_eq!(error.reason(), RejectionReason::InvalidRequest);
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_unread() {
+        let limits = DecodeLimits {
+            max_message_bytes: 100,
+        };
+        let body = submit_with(&format!(r#","submitted_by":"{}""#, "x".repeat(200)));
+        let error = decode_job_request_with(body.as_bytes(), limits).unwrap_err();
+        assert_eq!(error.field(), Some("message"));
+        assert_eq!(error.violations()[0].rule, "max_message_bytes");
+        assert_eq!(error.reason(), RejectionReason::InvalidRequest);
+        let origin = MessageOrigin::Direct {
+            invocation_id: "i".into(),
+        };
+        // Its identity is not read out of it either.
+        let rejected = rejection_for_undecodable(body.as_bytes(), &error, origin);
+        assert_eq!(rejected.request_id, None);
+        assert_eq!(rejected.submitted_by, None);
+        assert!(
+            decode_job_request_with(submit_with("").as_bytes(), DecodeLimits::default()).is_ok()
+        );
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed() {
+        let error = decode_job_request(format!("{} x", submit_with("")).as_bytes()).unwrap_err();
+        assert_eq!(error.reason(), RejectionReason::MalformedMessage);
     }
 
     #[test]

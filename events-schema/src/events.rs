@@ -117,7 +117,67 @@ impl EventData for RequestRejected {
     const EVENT_TYPE: &'static str = REQUEST_REJECTED_EVENT_TYPE;
 }
 
+/// How much of a request a [`RequestRejected`] echoes: enough to recognise it and fix it, never so much
+/// that the event outgrows a broker's or a queue attribute's limit, whatever the request held.
+pub mod rejection_bounds {
+    /// Characters of each echoed identifying field (names, cluster, submitter).
+    pub const ECHOED_FIELD_CHARS: usize = 253;
+    /// Characters of the message.
+    pub const MESSAGE_CHARS: usize = 2048;
+    /// Violations listed; the last slot says how many more there were.
+    pub const VIOLATIONS: usize = 50;
+    /// Characters of a violation's field path.
+    pub const VIOLATION_FIELD_CHARS: usize = 256;
+    /// Characters of a violation's message.
+    pub const VIOLATION_MESSAGE_CHARS: usize = 512;
+}
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    if text.char_indices().nth(max).is_none() {
+        return text.to_string();
+    }
+    let end = text
+        .char_indices()
+        .nth(max.saturating_sub(1))
+        .map_or(0, |(i, _)| i);
+    format!("{}…", &text[..end])
+}
+
 impl RequestRejected {
+    /// The rejection with everything it echoes of the request cut to [`rejection_bounds`], so it always
+    /// fits the completion topic and the dead-letter attributes, however large the request was.
+    pub fn bounded(mut self) -> Self {
+        use rejection_bounds::*;
+        for field in [
+            &mut self.request_id,
+            &mut self.application_name,
+            &mut self.namespace,
+            &mut self.cluster,
+            &mut self.submitted_by,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *field = truncate_chars(field, ECHOED_FIELD_CHARS);
+        }
+        self.message = truncate_chars(&self.message, MESSAGE_CHARS);
+        if self.violations.len() > VIOLATIONS {
+            let more = self.violations.len() - (VIOLATIONS - 1);
+            self.violations.truncate(VIOLATIONS - 1);
+            self.violations.push(FieldViolation {
+                field: String::new(),
+                rule: "more_violations".into(),
+                message: format!("{more} more violations are not listed"),
+            });
+        }
+        for violation in &mut self.violations {
+            violation.field = truncate_chars(&violation.field, VIOLATION_FIELD_CHARS);
+            violation.message = truncate_chars(&violation.message, VIOLATION_MESSAGE_CHARS);
+        }
+        self
+    }
+
     /// A stable id: the request id when known, otherwise the message's place on its channel, so a
     /// rejection published twice (a crash between publish and acknowledge) is recognisably one.
     pub fn event_id(&self) -> String {
@@ -161,7 +221,11 @@ impl RequestApplied {
     /// One id per request: a redelivered request that finds its work done (a `duplicate` submit, an
     /// `already_gone` delete) publishes under the same id, so subscribers keep the first.
     pub fn event_id(&self) -> String {
-        format!("applied/{}", self.request_id)
+        match self.result {
+            // A dry run shares nothing with a later real run of the same request id.
+            AppliedResult::Validated => format!("validated/{}", self.request_id),
+            _ => format!("applied/{}", self.request_id),
+        }
     }
 }
 
@@ -177,6 +241,8 @@ pub enum AppliedResult {
     Deleted,
     /// The delete found no such application.
     AlreadyGone,
+    /// A dry-run submit passed the policy and the cluster's server-side dry run; nothing was created.
+    Validated,
 }
 
 /// Why a request was rejected.
@@ -284,7 +350,10 @@ impl CompletionEvent {
         match self {
             Self::StateChanged(event) => event.data.outcome.is_some(),
             Self::Rejected(_) => true,
-            Self::Applied(event) => event.data.action == RequestAction::Delete,
+            Self::Applied(event) => {
+                event.data.action == RequestAction::Delete
+                    || event.data.result == AppliedResult::Validated
+            }
         }
     }
 

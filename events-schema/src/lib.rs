@@ -35,12 +35,14 @@ pub mod status;
 
 pub use cloudevent::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, EventData, SpecVersion};
 pub use decode::{
-    DecodeError, decode, decode_completion_event, decode_job_request, rejection_for_undecodable,
+    DEFAULT_MAX_MESSAGE_BYTES, DecodeError, DecodeLimits, decode, decode_completion_event,
+    decode_job_request, decode_job_request_with, rejection_for_undecodable,
 };
 pub use events::{
     ApplicationStateChanged, AppliedResult, CompletionEvent, FieldViolation, MessageOrigin,
     REQUEST_APPLIED_EVENT_TYPE, REQUEST_REJECTED_EVENT_TYPE, RejectionReason, RequestApplied,
-    RequestRejected, STATE_CHANGED_EVENT_TYPE, cluster_event_source, state_changed_event_id,
+    RequestRejected, STATE_CHANGED_EVENT_TYPE, cluster_event_source, rejection_bounds,
+    state_changed_event_id, truncate_chars,
 };
 pub use ids::{IdError, RequestId, TraceParent};
 pub use request::{

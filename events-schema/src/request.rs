@@ -150,6 +150,11 @@ pub struct SubmitJobRequest {
     /// Trace context propagated to the application and its events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<TraceParent>,
+    /// Check the request without running it: decode, the cluster's policy and a server-side dry-run
+    /// create (`dryRun=All`). Nothing is created; the request ends in `RequestApplied` with result
+    /// `validated`, or in its rejection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Stop and remove a SparkApplication the gateway created.

@@ -52,6 +52,10 @@ enum Command {
         /// Show every state as it arrives, until the outcome.
         #[arg(long)]
         wait: bool,
+        /// Check the request against the cluster's policy and a server-side dry run without creating
+        /// anything; waits for the verdict (exit 0: validated, 2: rejected, with every violation).
+        #[arg(long)]
+        dry_run: bool,
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -306,9 +310,13 @@ async fn main() -> Result<()> {
             request_id,
             via,
             wait,
+            dry_run,
             timeout,
         } => {
-            let request = read_submit(&file, request_id)?;
+            let mut request = read_submit(&file, request_id)?;
+            request.dry_run |= dry_run;
+            // A dry run's only result is its verdict on the completion topic.
+            let wait = wait || request.dry_run;
             let request_id = request.request_id.to_string();
             let key = format!("{}/{}", request.namespace, request.application_name);
             let reader = if wait {

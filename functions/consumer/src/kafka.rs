@@ -30,10 +30,10 @@ pub fn consumer(
     Ok(consumer)
 }
 
-/// Consumes until `shutdown` turns true; the record in hand is finished first. Records are handled one
-/// at a time in arrival order, which keeps every partition's order; a transient failure is retried in
-/// place (back-off 1 s, 2 s, 4 s, ...) until the processor turns it into a final rejection at its last
-/// delivery. Returns how many records were completed.
+/// Consumes until `shutdown` turns true. Records are handled one at a time in arrival order, which keeps
+/// every partition's order; a transient failure is retried in place (back-off 1 s, 2 s, 4 s, ...) until
+/// the processor turns it into a final rejection at its last delivery, and its offset is stored only
+/// then. Returns how many records were completed.
 pub async fn run<O, P, D>(
     consumer: &StreamConsumer,
     processor: &Processor<O, P>,
@@ -70,12 +70,24 @@ where
             },
             delivery_count: Some(1),
         };
-        for attempt in 1..=max_deliveries.max(1) {
-            inbound.delivery_count = Some(attempt);
+        // Until its outcome is final the record is not passed: by the last delivery every request has
+        // one (a rejection is dead-lettered even when its event cannot be published), so only an outage
+        // of the dead-letter topic itself keeps it here, retried at the longest back-off, offset unstored.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            inbound.delivery_count = Some(attempt.min(max_deliveries.max(1)));
             if processor.process(&inbound, dead_letters).await.is_final() {
                 break;
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            if *shutdown.borrow() {
+                tracing::warn!(
+                    attempt,
+                    "shutting down with a record unfinished; it will be read again"
+                );
+                return completed;
+            }
+            tokio::time::sleep(backoff(attempt.min(max_deliveries.max(1)))).await;
         }
         if let Err(error) = consumer.store_offset_from_message(&message) {
             tracing::warn!(%error, "could not store the offset; the record may be replayed");

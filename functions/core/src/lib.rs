@@ -2,16 +2,17 @@
 //! No I/O and no async: every function here is a plain transformation tested with fixtures.
 //!
 //! # Layout
-//! - [`policy`]: may this request run on this cluster? All violations at once, each naming its field.
-//! - [`mapping`]: request to `spark.apache.org/v1` SparkApplication, deterministic.
+//! - [`policy`]: may this request run on this cluster, and in what form? An allow-list, caps on what
+//!   the pods really get, all violations at once, each naming its field; what passes is [`Admitted`].
+//! - [`mapping`]: admitted request to `spark.apache.org/v1` SparkApplication, deterministic.
 //! - [`status`]: SparkApplication read back to the status answer, outcome included.
 //! - [`disposition`]: the permanent/transient error taxonomy that decides ack, retry or dead-letter.
 //! - [`labels`]: the labels and annotations that mark the gateway's applications.
 //! - [`names`], [`quantity`]: Kubernetes name rules and Spark resource strings.
 //!
 //! ```text
-//! JobRequest ──policy──▶ violations? ──yes──▶ RequestRejected (permanent)
-//!                │ no
+//! JobRequest ──policy.admit──▶ violations? ──yes──▶ RequestRejected (permanent)
+//!                │ no: Admitted (defaults filled, keys canonical)
 //!                ▼
 //!             mapping ──▶ SparkApplication ──▶ (adapters) cluster proxy
 //! ```
@@ -26,5 +27,5 @@ pub mod status;
 
 pub use disposition::{Classify, Disposition};
 pub use mapping::spark_application;
-pub use policy::Policy;
+pub use policy::{Admitted, Policy};
 pub use status::job_status;

@@ -1,5 +1,5 @@
-//! A validated [`SubmitJobRequest`] to the `spark.apache.org/v1` SparkApplication the Apache operator
-//! runs. Pure and deterministic: the same request always gives the same object, byte for byte.
+//! An [`Admitted`] request to the `spark.apache.org/v1` SparkApplication the Apache operator runs. Pure
+//! and deterministic: the same request always gives the same object, byte for byte.
 //!
 //! The operator has no typed fields for image, resources or service account: everything but the main
 //! resource, arguments, versions and tolerations goes through `sparkConf`, where the request's typed
@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use spark_gateway_events::{ApplicationTolerations, SparkApplicationType, SubmitJobRequest};
+
+use crate::policy::Admitted;
 
 use crate::labels::{
     CLUSTER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
@@ -53,12 +55,16 @@ pub mod conf {
     pub const MAX_EXECUTORS: &str = "spark.dynamicAllocation.maxExecutors";
     /// Python dependencies.
     pub const SUBMIT_PY_FILES: &str = "spark.submit.pyFiles";
-    /// Extra jars.
+    /// The application jar and extra jars.
     pub const JARS: &str = "spark.jars";
+
+    /// Keys the mapping writes from typed fields that requests may not set through `spark_conf`.
+    pub const GATEWAY_WRITTEN: [&str; 2] = [SUBMIT_PY_FILES, JARS];
 }
 
-/// The SparkApplication for `request` on the cluster the gateway calls `cluster`.
-pub fn spark_application(request: &SubmitJobRequest, cluster: &str) -> Value {
+/// The SparkApplication for an admitted request on the cluster the gateway calls `cluster`.
+pub fn spark_application(admitted: &Admitted, cluster: &str) -> Value {
+    let request = admitted.request();
     let spec = spec(request);
     let mut labels: BTreeMap<&str, &str> = request
         .labels
@@ -204,8 +210,21 @@ pub fn spark_conf(request: &SubmitJobRequest) -> BTreeMap<String, String> {
     if request.py_files.len() > 1 {
         set(conf::SUBMIT_PY_FILES, Some(request.py_files[1..].join(",")));
     }
-    if !request.jars.is_empty() {
-        set(conf::JARS, Some(request.jars.join(",")));
+    // Operator 0.5.0 sets spark.jars to the main jar only when the key is absent (`setIfMissing`), so
+    // extras written alone would replace it; the main jar is written first, explicitly.
+    let main_jar = match request.spark_application_type {
+        SparkApplicationType::Java | SparkApplicationType::Scala => {
+            request.main_application_file.as_ref()
+        }
+        SparkApplicationType::Python | SparkApplicationType::R => None,
+    };
+    let jars: Vec<&str> = main_jar
+        .into_iter()
+        .chain(&request.jars)
+        .map(String::as_str)
+        .collect();
+    if !jars.is_empty() {
+        set(conf::JARS, Some(jars.join(",")));
     }
     conf
 }

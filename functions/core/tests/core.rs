@@ -10,6 +10,14 @@ use serde_json::{Value, json};
 use spark_gateway_core::mapping::spec_hash;
 use spark_gateway_core::status::StatusError;
 use spark_gateway_core::{Policy, job_status, spark_application};
+
+/// The SparkApplication of a request the test policy admits.
+fn mapped(request: &SubmitJobRequest) -> Value {
+    let admitted = policy()
+        .admit(request, "dev")
+        .unwrap_or_else(|v| panic!("not admitted: {v:?}"));
+    spark_application(&admitted, "dev")
+}
 use spark_gateway_events::{
     ApplicationState, FailureReason, JobRequest, Outcome, SubmitJobRequest, decode,
     decode_job_request,
@@ -59,14 +67,14 @@ fn assert_golden(name: &str, actual: &Value) {
 
 #[test]
 fn seed_pi_test_maps_to_its_golden_spark_application() {
-    assert_golden("pi-test", &spark_application(&seed_pi_test(), "dev"));
+    assert_golden("pi-test", &mapped(&seed_pi_test()));
 }
 
 #[test]
 fn java_job_maps_to_its_golden_spark_application() {
     assert_golden(
         "spark-pi-java",
-        &spark_application(&example_submit("submit-java-spark-pi.json"), "dev"),
+        &mapped(&example_submit("submit-java-spark-pi.json")),
     );
 }
 
@@ -74,13 +82,13 @@ fn java_job_maps_to_its_golden_spark_application() {
 fn r_job_maps_to_its_golden_spark_application() {
     assert_golden(
         "r-dataframe",
-        &spark_application(&example_submit("submit-r-dataframe.json"), "dev"),
+        &mapped(&example_submit("submit-r-dataframe.json")),
     );
 }
 
 #[test]
 fn mapping_follows_the_operator_reference_for_the_seed_request() {
-    let app = spark_application(&seed_pi_test(), "dev");
+    let app = mapped(&seed_pi_test());
     let spec = &app["spec"];
     assert_eq!(app["apiVersion"], "spark.apache.org/v1");
     assert_eq!(app["metadata"]["name"], "pi-test");
@@ -105,6 +113,10 @@ fn mapping_follows_the_operator_reference_for_the_seed_request() {
             "spark.kubernetes.authenticate.driver.serviceAccountName",
             "spark",
         ),
+        (
+            "spark.kubernetes.authenticate.executor.serviceAccountName",
+            "spark",
+        ),
         ("spark.driver.cores", "1"),
         ("spark.driver.memory", "512m"),
         ("spark.executor.instances", "2"),
@@ -116,7 +128,9 @@ fn mapping_follows_the_operator_reference_for_the_seed_request() {
     }
     assert_eq!(
         spec["applicationTolerations"],
-        json!({"resourceRetainPolicy": "OnFailure", "ttlAfterStopMillis": 300000})
+        // Retention the request left open is bounded by the policy's cap (a week by default).
+        json!({"resourceRetainPolicy": "OnFailure", "ttlAfterStopMillis": 300000,
+               "resourceRetainDurationMillis": 604_800_000})
     );
     assert_eq!(
         app["metadata"]["labels"]["app.kubernetes.io/managed-by"],
@@ -140,7 +154,7 @@ fn typed_fields_win_over_spark_conf_and_extra_py_files_become_submit_py_files() 
         .insert("spark.executor.memory".into(), "64g".into());
     request.py_files.push("s3a://bucket/deps.zip".into());
     request.py_files.push("s3a://bucket/more.py".into());
-    let app = spark_application(&request, "dev");
+    let app = mapped(&request);
     assert_eq!(app["spec"]["sparkConf"]["spark.executor.memory"], "512m");
     assert_eq!(
         app["spec"]["sparkConf"]["spark.submit.pyFiles"],
@@ -155,14 +169,11 @@ fn typed_fields_win_over_spark_conf_and_extra_py_files_become_submit_py_files() 
 #[test]
 fn mapping_is_deterministic_and_the_hash_tracks_the_spec() {
     let request = seed_pi_test();
-    assert_eq!(
-        spark_application(&request, "dev").to_string(),
-        spark_application(&request, "dev").to_string()
-    );
+    assert_eq!(mapped(&request).to_string(), mapped(&request).to_string());
     let mut changed = request.clone();
     changed.executor.as_mut().unwrap().instances = Some(3);
     let hash = |r: &SubmitJobRequest| {
-        spark_application(r, "dev")["metadata"]["annotations"]["spark-gateway.io/spec-hash"].clone()
+        mapped(r)["metadata"]["annotations"]["spark-gateway.io/spec-hash"].clone()
     };
     assert_ne!(hash(&request), hash(&changed));
     let mut relabelled = request.clone();
@@ -177,9 +188,8 @@ fn mapping_is_deterministic_and_the_hash_tracks_the_spec() {
 // ---- policy ----
 
 fn policy() -> Policy {
-    let mut policy = Policy::allowing_namespaces(["sjns-data-control", "spark-jobs"]);
-    policy.allowed_image_prefixes = Some(vec!["apache/spark:".into()]);
-    policy
+    Policy::allowing_namespaces(["sjns-data-control", "spark-jobs"])
+        .with_image_prefixes(["apache/spark:"])
 }
 
 fn violations_of(request: &SubmitJobRequest) -> Vec<(String, String)> {
@@ -295,8 +305,16 @@ fn service_account_must_be_allowed() {
 #[test]
 fn executor_count_is_capped_from_typed_fields_and_from_spark_conf() {
     let mut r = seed_pi_test();
+    r.spark_conf.remove("spark.dynamicAllocation.enabled");
     r.executor.as_mut().unwrap().instances = Some(500);
     assert_eq!(single(&r), pair("executor.instances", "max_executors"));
+    // Under dynamic allocation the static count is the initial one, held to maxExecutors.
+    let mut r = seed_pi_test();
+    r.executor.as_mut().unwrap().instances = Some(4);
+    assert_eq!(
+        single(&r),
+        pair("executor.instances", "dynamic_allocation_bounds")
+    );
     let mut r = seed_pi_test();
     r.spark_conf
         .insert("spark.dynamicAllocation.maxExecutors".into(), "1000".into());
@@ -383,6 +401,7 @@ fn a_request_breaking_three_rules_reports_three_violations() {
         "spark.kubernetes.driver.podTemplateFile".into(),
         "/etc/evil.yaml".into(),
     );
+    r.spark_conf.remove("spark.dynamicAllocation.enabled");
     r.executor.as_mut().unwrap().instances = Some(500);
     let found = violations_of(&r);
     assert_eq!(
@@ -533,4 +552,389 @@ fn an_unknown_state_is_a_clear_error() {
             value: "Exploded".into()
         }
     );
+}
+
+// ---- the hostile corpus, under its strict policy ----
+
+#[path = "../../../tests/hostile-requests/corpus.rs"]
+mod corpus;
+
+use spark_gateway_core::Admitted;
+use spark_gateway_core::mapping::conf;
+use spark_gateway_core::policy::{extended_resource_key, images, resources};
+use spark_gateway_core::quantity::parse_memory_bytes;
+use spark_gateway_events::{rejection_bounds, truncate_chars};
+
+/// What every admitted request must satisfy once mapped: each sparkConf key is allowed (or written by
+/// the gateway from a typed field), the pods Spark would build stay within the caps, images and
+/// service accounts are the allowed ones, and no reserved label came from the request.
+fn assert_within_policy(policy: &Policy, admitted: &Admitted, context: &str) {
+    let app = spark_application(admitted, "dev");
+    let spark_conf: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(app["spec"]["sparkConf"].clone()).expect("string map");
+    for key in spark_conf.keys() {
+        let extended_resource_allowed =
+            extended_resource_key(key).is_some_and(|(role, name, _)| {
+                let vendor_role = if role == "task" { "executor" } else { role };
+                spark_conf
+                    .get(&format!("spark.{vendor_role}.resource.{name}.vendor"))
+                    .is_some_and(|vendor| {
+                        policy
+                            .allowed_extended_resources
+                            .contains_key(&format!("{vendor}/{name}"))
+                    })
+            });
+        assert!(
+            policy.allows_spark_conf_key(key)
+                || conf::GATEWAY_WRITTEN.contains(&key.as_str())
+                || extended_resource_allowed,
+            "{context}: sparkConf key {key:?} passed but is not allowed"
+        );
+    }
+    let footprint = resources::footprint(&spark_conf, admitted.request().spark_application_type)
+        .unwrap_or_else(|p| panic!("{context}: the mapped conf does not read back: {p:?}"));
+    let max_memory = parse_memory_bytes(&policy.max_memory).unwrap();
+    for pod in [&footprint.driver, &footprint.executor] {
+        assert!(
+            pod.memory_bytes <= max_memory,
+            "{context}: {pod:?} over {}",
+            policy.max_memory
+        );
+        assert!(
+            pod.cpu_millis <= u64::from(policy.max_cores) * 1000,
+            "{context}: {pod:?}"
+        );
+    }
+    assert!(
+        footprint.max_executors <= policy.max_executors,
+        "{context}: {footprint:?}"
+    );
+    let prefixes: Vec<String> = policy
+        .allowed_image_prefixes
+        .iter()
+        .flatten()
+        .map(|p| images::normalize_prefix(p).unwrap())
+        .collect();
+    for key in [
+        conf::IMAGE,
+        "spark.kubernetes.driver.container.image",
+        "spark.kubernetes.executor.container.image",
+    ] {
+        if let Some(image) = spark_conf.get(key) {
+            let normalized = images::normalize(image).expect("admitted images parse");
+            assert!(
+                policy.allow_any_image
+                    || prefixes
+                        .iter()
+                        .any(|p| images::matches_prefix(&normalized, p)),
+                "{context}: image {image:?} passed"
+            );
+        }
+    }
+    for key in [conf::DRIVER_SERVICE_ACCOUNT, conf::EXECUTOR_SERVICE_ACCOUNT] {
+        let account = spark_conf
+            .get(key)
+            .expect("service accounts are always written");
+        assert!(
+            policy.allowed_service_accounts.contains(account),
+            "{context}: {account}"
+        );
+    }
+    for key in admitted.request().labels.keys() {
+        assert!(
+            !spark_gateway_core::labels::is_reserved_label(key),
+            "{context}: reserved label {key}"
+        );
+    }
+}
+
+#[test]
+fn every_hostile_corpus_request_trips_its_rule_and_every_legitimate_one_passes() {
+    let corpus = corpus::Corpus::load();
+    let policy: Policy = serde_json::from_value(corpus.policy.clone()).unwrap();
+    assert_eq!(policy.check(), Ok(()));
+    let hostile = corpus.cases.iter().filter(|c| !c.is_legitimate()).count();
+    assert!(hostile >= 150, "only {hostile} hostile cases");
+    assert!(corpus.cases.len() - hostile >= 15);
+    for (i, case) in corpus.cases.iter().enumerate() {
+        let context = format!("case {i} [{}] {:?}", case.class, case.name);
+        let message = case.message(&corpus, &format!("corpus-{i}"), &format!("h-{i}"));
+        let expect = &case.expect;
+        let violations = match decode_job_request(message.as_bytes()) {
+            Err(error) => error.violations(),
+            Ok(JobRequest::Submit(request)) => {
+                if expect.reason.as_deref() == Some("unknown_cluster") {
+                    // The gateway resolves clusters before its policy; the system test covers it.
+                    assert!(request.cluster.is_some(), "{context}");
+                    continue;
+                }
+                match policy.admit(&request, "dev") {
+                    Ok(admitted) => {
+                        assert!(case.is_legitimate(), "{context}: admitted");
+                        assert_within_policy(&policy, &admitted, &context);
+                        continue;
+                    }
+                    Err(violations) => violations,
+                }
+            }
+            Ok(JobRequest::Delete(_)) => panic!("{context}: decoded as a delete"),
+        };
+        // Fields are compared as a rejection event carries them: cut to its bound.
+        let shown = |text: &str| truncate_chars(text, rejection_bounds::VIOLATION_FIELD_CHARS);
+        let found: Vec<(String, &str)> = violations
+            .iter()
+            .map(|v| (shown(&v.field), v.rule.as_str()))
+            .collect();
+        assert!(!case.is_legitimate(), "{context}: refused: {found:?}");
+        let (field, rule) = (
+            shown(expect.field.as_deref().unwrap()),
+            expect.rule.as_deref().unwrap(),
+        );
+        assert!(
+            found.iter().any(|(f, r)| *f == field && *r == rule),
+            "{context}: expected {field} / {rule}, got {found:?}"
+        );
+    }
+}
+
+// ---- decode, policy and mapping on arbitrary input ----
+
+mod property {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use serde_json::{Map, Value, json};
+    use spark_gateway_core::Policy;
+    use spark_gateway_core::policy::{
+        DEFAULT_ALLOWED_SPARK_CONF, DEFAULT_FORBIDDEN_SPARK_CONF, spark_conf,
+    };
+    use spark_gateway_events::{JobRequest, decode_job_request};
+
+    use super::{assert_within_policy, corpus::Corpus};
+
+    /// Keys an attacker would try: every allowed and denied pattern made concrete, Spark's alternates,
+    /// near-misses of them, extended resources, and noise.
+    fn keys() -> Vec<String> {
+        let concrete = |pattern: &str| pattern.replace('*', "x");
+        let mut keys: Vec<String> = DEFAULT_ALLOWED_SPARK_CONF
+            .iter()
+            .map(|a| concrete(a.pattern))
+            .chain(DEFAULT_FORBIDDEN_SPARK_CONF.iter().map(|p| concrete(p)))
+            .chain(
+                spark_conf::ALTERNATES
+                    .iter()
+                    .flat_map(|(a, c)| [a.to_string(), c.to_string()]),
+            )
+            .collect();
+        let near: Vec<String> = keys
+            .iter()
+            .flat_map(|k| [k.to_uppercase(), format!("{k} "), format!(" {k}")])
+            .collect();
+        keys.extend(near);
+        for role in ["driver", "executor", "task"] {
+            for setting in ["amount", "vendor", "discoveryScript"] {
+                keys.push(format!("spark.{role}.resource.gpu.{setting}"));
+                keys.push(format!("spark.{role}.resource.fpga.{setting}"));
+            }
+        }
+        keys.extend(
+            [
+                "",
+                "spark.",
+                "spark.sql.",
+                "a/b",
+                "spark.x\n",
+                "spark.hadoop.fs.s3a.access.key",
+            ]
+            .map(String::from),
+        );
+        keys
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => prop::sample::select(vec![
+                "0", "1", "2", "3", "8", "9", "50", "51", "-1", "4294967296", "18446744073709551616",
+                "512m", "1g", "4g", "28g", "32g", "33g", "1.5g", "1t", "8p", "1024", "0.5", "500m",
+                "7.5", "8.001", "true", "TRUE", " false ", "yes", "nvidia.com", "xilinx.com", "spark",
+                "default", "apache/spark:4.1.0", "apache/spark-evil:1", "docker.io/apache/spark",
+                "evil.io/apache/spark:1", "local:///opt/a.py", "s3a://b/k", "https://artifacts.example.com/a.jar",
+                "https://evil.example.net/a.jar", "file:///etc/passwd", "/etc/passwd", "a,b", "", "\u{0}",
+                "OnFailure", "Always", "Never", "Python", "Java", "R", "sjns-data-control", "kube-system",
+            ])
+            .prop_map(String::from),
+            2 => any::<String>().prop_map(|s| s.chars().take(40).collect()),
+            1 => (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            1 => (1u32..100_000, prop::sample::select(vec!["k", "m", "g", "t", "b", ""]))
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            text().prop_map(Value::String),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u32>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(text(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    const FIELDS: &[&[&str]] = &[
+        &["image"],
+        &["image_pull_policy"],
+        &["driver", "cores"],
+        &["driver", "memory"],
+        &["driver", "service_account"],
+        &["executor", "instances"],
+        &["executor", "cores"],
+        &["executor", "memory"],
+        &["py_files"],
+        &["jars"],
+        &["main_application_file"],
+        &["main_class"],
+        &["arguments"],
+        &["labels"],
+        &["namespace"],
+        &["application_name"],
+        &["spark_application_type"],
+        &["runtime_versions", "spark_version"],
+        &["application_tolerations", "restart_config"],
+        &["application_tolerations", "ttl_after_stop_millis"],
+        &["application_tolerations", "resource_retain_policy"],
+        &["application_tolerations", "resource_retain_duration_millis"],
+        &["application_tolerations", "instance_config"],
+        &["dry_run"],
+        &["submitted_by"],
+        &["cluster"],
+        &["unknown_field"],
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        SetConf(String, String),
+        RemoveConf(String),
+        SetField(usize, Value),
+        RemoveField(usize),
+    }
+
+    fn mutation(keys: Vec<String>) -> impl Strategy<Value = Mutation> {
+        let key = prop::sample::select(keys);
+        prop_oneof![
+            5 => (key.clone(), text()).prop_map(|(k, v)| Mutation::SetConf(k, v)),
+            1 => key.prop_map(Mutation::RemoveConf),
+            3 => (0..FIELDS.len(), json_value()).prop_map(|(f, v)| Mutation::SetField(f, v)),
+            1 => (0..FIELDS.len()).prop_map(Mutation::RemoveField),
+        ]
+    }
+
+    fn apply(request: &mut Value, mutation: &Mutation) {
+        let object = request.as_object_mut().expect("requests are objects");
+        match mutation {
+            Mutation::SetConf(key, value) => {
+                let conf = object.entry("spark_conf").or_insert_with(|| json!({}));
+                if let Some(conf) = conf.as_object_mut() {
+                    conf.insert(key.clone(), json!(value));
+                }
+            }
+            Mutation::RemoveConf(key) => {
+                if let Some(conf) = object.get_mut("spark_conf").and_then(Value::as_object_mut) {
+                    conf.remove(key);
+                }
+            }
+            Mutation::SetField(field, _) | Mutation::RemoveField(field) => {
+                let path = FIELDS[*field];
+                let mut target = object;
+                for step in &path[..path.len() - 1] {
+                    let next = target.entry(*step).or_insert_with(|| json!({}));
+                    match next.as_object_mut() {
+                        Some(next) => target = next,
+                        None => return,
+                    }
+                }
+                let last = path[path.len() - 1];
+                match mutation {
+                    Mutation::SetField(_, value) => {
+                        target.insert(last.to_string(), value.clone());
+                    }
+                    _ => {
+                        target.remove(last);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many inputs one run tries: `POLICY_PROPERTY_CASES` (1,000,000 for the report in the README),
+    /// 10,000 by default so the suite stays quick.
+    fn cases() -> u32 {
+        std::env::var("POLICY_PROPERTY_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000)
+    }
+
+    #[test]
+    fn arbitrary_requests_never_panic_and_whatever_passes_stays_within_the_policy() {
+        let corpus = Corpus::load();
+        let strict: Policy = serde_json::from_value(corpus.policy.clone()).unwrap();
+        let mut open = strict.clone();
+        open.allow_any_image = true;
+        open.allowed_spark_conf.push("spark.hadoop.*".into());
+        let policies = [strict, open];
+        let bases: Vec<Value> = ["python", "java", "r"]
+            .iter()
+            .map(|b| {
+                let mut base = corpus.base(b).clone();
+                let object = base.as_object_mut().unwrap();
+                object.insert("action".into(), json!("submit"));
+                object.insert("request_id".into(), json!("prop-1"));
+                object.insert("application_name".into(), json!("prop"));
+                base
+            })
+            .collect();
+        let input = prop_oneof![
+            19 => (0..bases.len(), prop::collection::vec(mutation(keys()), 0..12), 0..2usize)
+                .prop_map(move |(base, mutations, policy)| {
+                    let mut request = bases[base].clone();
+                    for m in &mutations {
+                        apply(&mut request, m);
+                    }
+                    (request.to_string(), policy)
+                }),
+            1 => (json_value(), 0..2usize).prop_map(|(value, policy)| (value.to_string(), policy)),
+        ];
+        let mut runner = TestRunner::new(Config {
+            cases: cases(),
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let started = std::time::Instant::now();
+        let admitted = std::cell::Cell::new(0u64);
+        runner
+            .run(&input, |(message, policy)| {
+                let policy = &policies[policy];
+                if let Ok(JobRequest::Submit(request)) = decode_job_request(message.as_bytes())
+                    && let Ok(passed) = policy.admit(&request, "dev")
+                {
+                    admitted.set(admitted.get() + 1);
+                    assert_within_policy(policy, &passed, &message);
+                }
+                Ok(())
+            })
+            .unwrap();
+        eprintln!(
+            "{} arbitrary requests in {:.1} s, {} admitted and within the policy",
+            cases(),
+            started.elapsed().as_secs_f64(),
+            admitted.get()
+        );
+    }
 }

@@ -32,14 +32,15 @@ pub enum CredentialsError {
         /// Which secret or file.
         source_name: String,
     },
-    /// The secret or file exists but is not `{"role_id": ..., "secret_id": ...}`.
+    /// The secret or file exists but is not `{"role_id": ..., "secret_id": ...}`; the detail names the
+    /// shape that is wrong and never quotes the content.
     #[error(
         "AppRole credentials {source_name} are malformed: expected JSON with role_id and secret_id ({detail})"
     )]
     Malformed {
         /// Which secret or file.
         source_name: String,
-        /// The parse error, which never contains the secret itself.
+        /// What is wrong, in terms of JSON types and positions only.
         detail: String,
     },
     /// Access was denied (IAM or file permissions).
@@ -76,10 +77,46 @@ pub trait CredentialsSource: Send + Sync {
 }
 
 fn parse(source_name: &str, text: &str) -> Result<AppRoleCredentials, CredentialsError> {
-    serde_json::from_str(text).map_err(|e| CredentialsError::Malformed {
+    use serde_json::Value;
+    let malformed = |detail: String| CredentialsError::Malformed {
         source_name: source_name.to_string(),
-        // serde_json's messages name fields and positions, never values of string fields.
-        detail: e.to_string(),
+        detail,
+    };
+    // Only shapes and positions go into the error: serde's own texts quote values (`invalid type:
+    // string "..."`), and a value here may be the secret itself.
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        malformed(format!(
+            "not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let kind = |value: &Value| match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let Value::Object(object) = &value else {
+        return Err(malformed(format!(
+            "a JSON {} instead of an object",
+            kind(&value)
+        )));
+    };
+    let field = |name: &str| match object.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => Ok(SecretString::from(text.clone())),
+        Some(Value::String(_)) => Err(malformed(format!("{name} is empty"))),
+        Some(other) => Err(malformed(format!(
+            "{name} is a JSON {} instead of a string",
+            kind(other)
+        ))),
+        None => Err(malformed(format!("{name} is missing"))),
+    };
+    Ok(AppRoleCredentials {
+        role_id: field("role_id")?,
+        secret_id: field("secret_id")?,
     })
 }
 
@@ -209,11 +246,27 @@ mod tests {
 
     #[test]
     fn malformed_credentials_never_echo_the_secret() {
-        let error = parse("file x", r#"{"role_id": "r", "secret": "hunter2"}"#).unwrap_err();
-        let text = error.to_string();
-        assert!(text.contains("secret_id"), "{text}");
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(error.is_configuration());
+        for (text, expected) in [
+            (
+                r#"{"role_id": "r", "secret": "hunter2"}"#,
+                "secret_id is missing",
+            ),
+            // serde would say `invalid type: string "hunter2"`.
+            (r#""hunter2""#, "a JSON string instead of an object"),
+            (
+                r#"{"role_id": "r", "secret_id": ["hunter2"]}"#,
+                "secret_id is a JSON array",
+            ),
+            ("role_id=r secret_id=hunter2", "not JSON (line 1, column 1)"),
+            (r#"{"role_id": "r", "secret_id": "hunter2""#, "not JSON"),
+        ] {
+            let error = parse("file x", text).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+            assert!(error.is_configuration());
+        }
     }
 
     #[test]

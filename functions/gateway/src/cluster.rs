@@ -81,12 +81,14 @@ pub enum Deletion {
 
 /// SparkApplication operations on a named cluster.
 pub trait ClusterApi: Send + Sync {
-    /// Creates `app` (a full SparkApplication object) and returns the stored object.
+    /// Creates `app` (a full SparkApplication object) and returns the stored object; with `dry_run`, the
+    /// API server validates and admits it (`dryRun=All`) without storing anything.
     fn create(
         &self,
         cluster: &str,
         config: &ClusterConfig,
         app: &Value,
+        dry_run: bool,
     ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
     /// Reads one SparkApplication, `None` when it does not exist.
     fn get(
@@ -232,15 +234,21 @@ impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
         cluster: &str,
         config: &ClusterConfig,
         app: &Value,
+        dry_run: bool,
     ) -> Result<Value, ClusterError> {
         let object: DynamicObject = serde_json::from_value(app.clone())
             .map_err(|e| ClusterError::Unexpected(format!("not an object: {e}")))?;
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let params = PostParams {
+            dry_run,
+            ..PostParams::default()
+        };
         let created = self
             .with_client(cluster, config, |api| {
                 let api = namespaced(api, &namespace);
                 let object = object.clone();
-                async move { api.create(&PostParams::default(), &object).await }
+                let params = params.clone();
+                async move { api.create(&params, &object).await }
             })
             .await?;
         to_value(created)

@@ -7,7 +7,12 @@
 //!   a file holding that JSON. Without either, one cluster is built from `SPARK_GATEWAY_CLUSTER_NAME`
 //!   (default `local`), `SPARK_GATEWAY_CLUSTER_URL`, `SPARK_GATEWAY_CLUSTER_CA_FILE`,
 //!   `SPARK_GATEWAY_VAULT_TOKEN_PATH` and `SPARK_GATEWAY_ALLOWED_NAMESPACES` (comma-separated).
+//!   The single cluster's images: `SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES` (comma-separated), or
+//!   `SPARK_GATEWAY_ALLOW_ANY_IMAGE=true`.
 //! - `VAULT_ADDR`, `SPARK_GATEWAY_VAULT_APPROLE_MOUNT` (default `approle`), `SPARK_GATEWAY_VAULT_CA_FILE`.
+//!   Vault and the cluster proxies must be `https://` unless they are on the loopback interface, or
+//!   `SPARK_GATEWAY_VAULT_ALLOW_INSECURE_HTTP=true` / a cluster's `allow_insecure_http: true` says
+//!   plain HTTP is meant (a token and the AppRole secret would cross the network in clear).
 //! - `SPARK_GATEWAY_APPROLE_SECRET_ID`: the Secrets Manager secret (name or ARN) holding
 //!   `{"role_id": ..., "secret_id": ...}` (the Lambda way), or `SPARK_GATEWAY_APPROLE_FILE`: a file with
 //!   that JSON (the seed gateway's way).
@@ -80,6 +85,9 @@ pub struct ClusterConfig {
     /// Timeout of one API request, in seconds.
     #[serde(default = "default_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// Accept an `http://` proxy URL that is not on the loopback interface.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 impl ClusterConfig {
@@ -129,14 +137,12 @@ impl ClustersConfig {
                     what: format!("clusters.{name}.policy"),
                     message,
                 })?;
-            if !cluster.proxy_url.starts_with("https://")
-                && !cluster.proxy_url.starts_with("http://")
-            {
-                return Err(ConfigError::Invalid {
-                    what: format!("clusters.{name}.proxy_url"),
-                    message: format!("{:?} is not an http(s) URL", cluster.proxy_url),
-                });
-            }
+            check_transport(
+                &format!("clusters.{name}.proxy_url"),
+                &cluster.proxy_url,
+                cluster.allow_insecure_http,
+                "allow_insecure_http: true",
+            )?;
         }
         Ok(())
     }
@@ -185,8 +191,15 @@ impl GatewayConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let clusters = clusters_from(&lookup)?;
         clusters.check()?;
+        let vault_addr = lookup("VAULT_ADDR").ok_or(ConfigError::Missing("VAULT_ADDR"))?;
+        check_transport(
+            "VAULT_ADDR",
+            &vault_addr,
+            flag(&lookup, "SPARK_GATEWAY_VAULT_ALLOW_INSECURE_HTTP")?,
+            "SPARK_GATEWAY_VAULT_ALLOW_INSECURE_HTTP=true",
+        )?;
         let vault = VaultConfig {
-            addr: lookup("VAULT_ADDR").ok_or(ConfigError::Missing("VAULT_ADDR"))?,
+            addr: vault_addr,
             approle_mount: lookup("SPARK_GATEWAY_VAULT_APPROLE_MOUNT")
                 .unwrap_or_else(|| "approle".into()),
             ca_file: lookup("SPARK_GATEWAY_VAULT_CA_FILE").map(PathBuf::from),
@@ -209,6 +222,49 @@ impl GatewayConfig {
             vault,
             approle,
         })
+    }
+}
+
+/// `true` or `false` (absent: false).
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            what: name.into(),
+            message: format!("{other:?} is not true or false"),
+        }),
+    }
+}
+
+/// `https://`, or `http://` to the loopback interface, or `http://` anywhere when explicitly allowed.
+fn check_transport(
+    what: &str,
+    address: &str,
+    allow_insecure_http: bool,
+    how_to_allow: &str,
+) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        what: what.to_string(),
+        message,
+    };
+    let url =
+        url::Url::parse(address).map_err(|e| invalid(format!("{address:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || allow_insecure_http => Ok(()),
+        "http" => Err(invalid(format!(
+            "{address:?} is plain HTTP to another host: credentials would cross the network in clear; use https:// (or set {how_to_allow})"
+        ))),
+        other => Err(invalid(format!(
+            "{address:?}: scheme {other} is not http(s)"
+        ))),
     }
 }
 
@@ -235,20 +291,27 @@ fn clusters_from(lookup: &impl Fn(&str) -> Option<String>) -> Result<ClustersCon
     let name = lookup("SPARK_GATEWAY_CLUSTER_NAME").unwrap_or_else(|| "local".into());
     let namespaces = lookup("SPARK_GATEWAY_ALLOWED_NAMESPACES")
         .ok_or(ConfigError::Missing("SPARK_GATEWAY_ALLOWED_NAMESPACES"))?;
+    let mut policy = Policy::allowing_namespaces(
+        namespaces
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty()),
+    );
+    policy.allow_any_image = flag(lookup, "SPARK_GATEWAY_ALLOW_ANY_IMAGE")?;
+    if let Some(prefixes) = lookup("SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES") {
+        policy = policy
+            .with_image_prefixes(prefixes.split(',').map(str::trim).filter(|p| !p.is_empty()));
+    }
     let cluster = ClusterConfig {
         proxy_url: url,
         ca_file: lookup("SPARK_GATEWAY_CLUSTER_CA_FILE").map(PathBuf::from),
         token_path: lookup("SPARK_GATEWAY_VAULT_TOKEN_PATH").unwrap_or_else(default_token_path),
         token_key: default_token_key(),
         kv_mount: default_kv_mount(),
-        policy: Policy::allowing_namespaces(
-            namespaces
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty()),
-        ),
+        policy,
         allow_delete_unmanaged: false,
         request_timeout_seconds: default_timeout_seconds(),
+        allow_insecure_http: flag(lookup, "SPARK_GATEWAY_CLUSTER_ALLOW_INSECURE_HTTP")?,
     };
     Ok(ClustersConfig {
         default_cluster: name.clone(),
@@ -278,6 +341,7 @@ mod tests {
                 "SPARK_GATEWAY_ALLOWED_NAMESPACES",
                 "spark-jobs, sjns-data-control",
             ),
+            ("SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES", "apache/spark:"),
             ("VAULT_ADDR", "http://127.0.0.1:8200"),
             (
                 "SPARK_GATEWAY_APPROLE_SECRET_ID",
@@ -304,10 +368,10 @@ mod tests {
 
     #[test]
     fn clusters_json_is_checked_at_load() {
-        let json = r#"{"default_cluster": "prod", "clusters": {"dev": {"proxy_url": "https://dev", "policy": {"allowed_namespaces": ["a"]}}}}"#;
+        let json = r#"{"default_cluster": "prod", "clusters": {"dev": {"proxy_url": "https://dev", "policy": {"allowed_namespaces": ["a"], "allow_any_image": true}}}}"#;
         let error = GatewayConfig::from_lookup(lookup(&[
             ("SPARK_GATEWAY_CLUSTERS", json),
-            ("VAULT_ADDR", "http://v"),
+            ("VAULT_ADDR", "https://v"),
             ("SPARK_GATEWAY_APPROLE_FILE", "/etc/approle.json"),
         ]))
         .unwrap_err();
@@ -318,7 +382,7 @@ mod tests {
         let typo = r#"{"default_cluster": "dev", "clusters": {"dev": {"proxy_url": "https://dev", "polcy": {}}}}"#;
         let error = GatewayConfig::from_lookup(lookup(&[
             ("SPARK_GATEWAY_CLUSTERS", typo),
-            ("VAULT_ADDR", "http://v"),
+            ("VAULT_ADDR", "https://v"),
         ]))
         .unwrap_err();
         assert!(
@@ -328,11 +392,87 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_refused_off_loopback_unless_explicitly_allowed() {
+        let base = [
+            ("SPARK_GATEWAY_ALLOWED_NAMESPACES", "a"),
+            ("SPARK_GATEWAY_ALLOW_ANY_IMAGE", "true"),
+            ("SPARK_GATEWAY_APPROLE_FILE", "/etc/approle.json"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            GatewayConfig::from_lookup(lookup(&pairs))
+        };
+        let error = with(&[
+            ("SPARK_GATEWAY_CLUSTER_URL", "https://proxy"),
+            ("VAULT_ADDR", "http://vault.internal:8200"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("VAULT_ADDR is invalid: \"http://vault.internal:8200\" is plain HTTP"),
+            "{error}"
+        );
+        let error = with(&[
+            ("SPARK_GATEWAY_CLUSTER_URL", "http://proxy.internal"),
+            ("VAULT_ADDR", "https://vault"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("clusters.local.proxy_url is invalid"),
+            "{error}"
+        );
+        for (cluster, vault) in [
+            ("http://127.0.0.1:6443", "http://localhost:8200"),
+            ("http://[::1]:1", "http://127.0.0.2"),
+        ] {
+            assert!(
+                with(&[
+                    ("SPARK_GATEWAY_CLUSTER_URL", cluster),
+                    ("VAULT_ADDR", vault)
+                ])
+                .is_ok(),
+                "{cluster} {vault}"
+            );
+        }
+        assert!(
+            with(&[
+                ("SPARK_GATEWAY_CLUSTER_URL", "http://proxy.internal"),
+                ("SPARK_GATEWAY_CLUSTER_ALLOW_INSECURE_HTTP", "true"),
+                ("VAULT_ADDR", "http://vault.internal"),
+                ("SPARK_GATEWAY_VAULT_ALLOW_INSECURE_HTTP", "true"),
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_image_allow_list_is_required() {
+        let error = GatewayConfig::from_lookup(lookup(&[
+            ("SPARK_GATEWAY_CLUSTER_URL", "https://x"),
+            ("SPARK_GATEWAY_ALLOWED_NAMESPACES", "a"),
+            ("VAULT_ADDR", "https://v"),
+            ("SPARK_GATEWAY_APPROLE_FILE", "/etc/approle.json"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("allowed_image_prefixes is required"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn missing_credentials_source_is_named() {
         let error = GatewayConfig::from_lookup(lookup(&[
             ("SPARK_GATEWAY_CLUSTER_URL", "https://x"),
             ("SPARK_GATEWAY_ALLOWED_NAMESPACES", "a"),
-            ("VAULT_ADDR", "http://v"),
+            ("SPARK_GATEWAY_ALLOW_ANY_IMAGE", "true"),
+            ("VAULT_ADDR", "https://v"),
         ]))
         .unwrap_err();
         assert_eq!(

@@ -4,7 +4,9 @@
 //! transient error.
 
 use serde_json::Value;
-use spark_gateway_core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL};
+use spark_gateway_core::labels::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
+};
 use spark_gateway_core::status::StatusError;
 use spark_gateway_core::{Classify, Disposition, job_status, spark_application};
 use spark_gateway_events::{
@@ -14,6 +16,7 @@ use spark_gateway_events::{
 
 use crate::cluster::{ClusterApi, ClusterError, Deletion};
 use crate::config::{ClusterConfig, ClustersConfig};
+use crate::vault::VaultError;
 
 /// A submit that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +26,14 @@ pub enum Submitted {
         /// Its uid.
         uid: String,
     },
-    /// It already existed, created by this same request (a redelivery): nothing was done.
+    /// It already existed, created by this same request with the same spec (a redelivery): nothing was
+    /// done.
     Duplicate {
         /// Its uid.
         uid: String,
     },
+    /// A dry run: the policy and the cluster's server-side dry run accepted it; nothing was created.
+    Validated,
 }
 
 /// A delete that succeeded.
@@ -80,6 +86,30 @@ impl GatewayError {
             reason,
             message: message.into(),
             violations: Vec::new(),
+        }
+    }
+
+    /// What a producer is told when a transient failure outlasted every delivery: the category, never
+    /// the detail (addresses, Vault paths and the causes' texts stay in the gateway's logs).
+    pub fn unavailable_summary(&self) -> &'static str {
+        match self {
+            Self::Cluster(ClusterError::Token(VaultError::Credentials(_))) => {
+                "the gateway could not read its Vault credentials"
+            }
+            Self::Cluster(ClusterError::Token(_)) => "Vault was unavailable",
+            Self::Cluster(ClusterError::Unauthorized) => {
+                "the cluster proxy did not accept the gateway's token"
+            }
+            Self::Cluster(ClusterError::Setup(_)) => {
+                "the gateway's configuration of the cluster is unusable"
+            }
+            Self::Cluster(ClusterError::Api { .. } | ClusterError::Transport(_)) => {
+                "the cluster was unavailable"
+            }
+            Self::Cluster(ClusterError::Unexpected(_)) | Self::Status(_) => {
+                "the cluster's answers could not be read"
+            }
+            Self::Rejected { .. } | Self::NotFound { .. } => "the request was refused",
         }
     }
 
@@ -136,10 +166,16 @@ fn classify_cluster(error: ClusterError, cluster: &str, namespace: &str) -> Gate
             RejectionReason::RejectedByCluster,
             format!("namespace {namespace:?} does not exist on cluster {cluster:?} ({message})"),
         ),
-        (403, _) => GatewayError::rejected(
-            RejectionReason::Forbidden,
-            format!("cluster {cluster:?} refused: {message}"),
-        ),
+        (403, _) => {
+            // The API's text names the gateway's own identity and permissions: logs, not producers.
+            tracing::warn!(cluster, namespace, %message, "the cluster answered 403 Forbidden");
+            GatewayError::rejected(
+                RejectionReason::Forbidden,
+                format!(
+                    "cluster {cluster:?} does not allow this operation in namespace {namespace:?} (403 Forbidden)"
+                ),
+            )
+        }
         (422, _) | (400, _) | (405, _) | (415, _) => GatewayError::rejected(
             RejectionReason::RejectedByCluster,
             format!("cluster {cluster:?} rejected the SparkApplication: {message}"),
@@ -150,6 +186,14 @@ fn classify_cluster(error: ClusterError, cluster: &str, namespace: &str) -> Gate
 
 fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
 }
 
 fn uid(object: &Value) -> String {
@@ -201,48 +245,63 @@ impl<A: ClusterApi> Gateway<A> {
     }
 
     /// Creates the request's SparkApplication once: a redelivery of the same request is a
-    /// [`Submitted::Duplicate`]; another request for an existing name is a permanent conflict.
+    /// [`Submitted::Duplicate`]; another request for an existing name, or the same request id with
+    /// another spec, is a permanent conflict. A dry run goes through the same steps with a server-side
+    /// dry-run create and ends [`Submitted::Validated`].
     pub async fn submit(&self, request: &SubmitJobRequest) -> Result<Submitted, GatewayError> {
         let (cluster, config) = self.resolve(request.cluster.as_deref())?;
-        let violations = config.policy.violations(request, cluster);
-        if !violations.is_empty() {
-            return Err(GatewayError::policy(violations));
-        }
-        let app = spark_application(request, cluster);
+        let admitted = config
+            .policy
+            .admit(request, cluster)
+            .map_err(GatewayError::policy)?;
+        let app = spark_application(&admitted, cluster);
         let (namespace, name) = (&request.namespace, &request.application_name);
-        match self.api.create(cluster, config, &app).await {
-            Ok(created) => Ok(Submitted::Created { uid: uid(&created) }),
-            Err(ClusterError::Api { code: 409, .. }) => {
-                let existing = self
-                    .api
-                    .get(cluster, config, namespace, name)
-                    .await
-                    .map_err(|e| classify_cluster(e, cluster, namespace))?
-                    // Deleted between our create and get: a retry will create it.
-                    .ok_or_else(|| {
-                        GatewayError::Cluster(ClusterError::Transport(format!(
-                            "{namespace}/{name} vanished during create"
-                        )))
-                    })?;
-                match label(&existing, REQUEST_ID_LABEL) {
-                    Some(id) if id == request.request_id.as_str() => Ok(Submitted::Duplicate {
-                        uid: uid(&existing),
-                    }),
-                    Some(other) => Err(GatewayError::rejected(
-                        RejectionReason::Conflict,
-                        format!(
-                            "SparkApplication {namespace}/{name} already exists on cluster {cluster:?}, created by request {other:?}"
-                        ),
-                    )),
-                    None => Err(GatewayError::rejected(
-                        RejectionReason::Conflict,
-                        format!(
-                            "SparkApplication {namespace}/{name} already exists on cluster {cluster:?} and was not created by Spark Gateway"
-                        ),
-                    )),
+        let dry_run = request.dry_run;
+        match self.api.create(cluster, config, &app, dry_run).await {
+            Ok(_) if dry_run => return Ok(Submitted::Validated),
+            Ok(created) => return Ok(Submitted::Created { uid: uid(&created) }),
+            // The name is taken: by this request (a redelivery) or by another.
+            Err(ClusterError::Api { code: 409, .. }) => {}
+            Err(error) => return Err(classify_cluster(error, cluster, namespace)),
+        }
+        let existing = self
+            .api
+            .get(cluster, config, namespace, name)
+            .await
+            .map_err(|e| classify_cluster(e, cluster, namespace))?
+            // Deleted between our create and get: a retry will create it.
+            .ok_or_else(|| {
+                GatewayError::Cluster(ClusterError::Transport(format!(
+                    "{namespace}/{name} vanished during create"
+                )))
+            })?;
+        let conflict = |message: String| GatewayError::rejected(RejectionReason::Conflict, message);
+        match label(&existing, REQUEST_ID_LABEL) {
+            Some(id) if id == request.request_id.as_str() => {
+                // Same id, same spec: a redelivery. Same id, other spec: the id was reused for a
+                // different request, which must not pass as done.
+                if annotation(&existing, SPEC_HASH_ANNOTATION)
+                    == annotation(&app, SPEC_HASH_ANNOTATION)
+                {
+                    Ok(if dry_run {
+                        Submitted::Validated
+                    } else {
+                        Submitted::Duplicate {
+                            uid: uid(&existing),
+                        }
+                    })
+                } else {
+                    Err(conflict(format!(
+                        "SparkApplication {namespace}/{name} on cluster {cluster:?} was created by request {id:?} with a different spec; a request id names one request"
+                    )))
                 }
             }
-            Err(error) => Err(classify_cluster(error, cluster, namespace)),
+            Some(other) => Err(conflict(format!(
+                "SparkApplication {namespace}/{name} already exists on cluster {cluster:?}, created by request {other:?}"
+            ))),
+            None => Err(conflict(format!(
+                "SparkApplication {namespace}/{name} already exists on cluster {cluster:?} and was not created by Spark Gateway"
+            ))),
         }
     }
 

@@ -124,6 +124,8 @@ impl<S: CredentialsSource> VaultTokens<S> {
             .address(&self.config.addr)
             // An empty token keeps vaultrs from picking up VAULT_TOKEN from the environment.
             .token("")
+            // Pinned: vaultrs would otherwise honour VAULT_SKIP_VERIFY from the environment.
+            .verify(true)
             .timeout(Some(self.config.timeout));
         if let Some(ca) = &self.config.ca_file {
             settings.ca_certs(vec![ca.display().to_string()]);

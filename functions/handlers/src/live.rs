@@ -11,10 +11,12 @@
 //! - `SPARK_GATEWAY_MAX_DELIVERIES` (default 5): the delivery at which a transient failure becomes a
 //!   `retries_exhausted` rejection; keep it equal to the queue's `maxReceiveCount`.
 //! - `SPARK_GATEWAY_MAX_CONCURRENCY` (default 8): applications processed at once per batch.
+//! - `SPARK_GATEWAY_MAX_MESSAGE_BYTES` (default 262144): larger request messages are rejected unread.
 
 use std::sync::Arc;
 
 use spark_gateway::{ConfigError, GatewayConfig, LiveGateway, live_gateway};
+use spark_gateway_events::{DEFAULT_MAX_MESSAGE_BYTES, DecodeLimits};
 
 use crate::processor::Processor;
 use crate::sinks::{KafkaDeadLetter, KafkaEventPublisher, SqsDeadLetter, kafka_producer};
@@ -36,6 +38,8 @@ pub struct HandlerConfig {
     pub max_deliveries: u32,
     /// See the module docs.
     pub max_concurrency: usize,
+    /// See the module docs.
+    pub max_message_bytes: usize,
 }
 
 impl HandlerConfig {
@@ -61,6 +65,10 @@ impl HandlerConfig {
                 .unwrap_or_else(|| "spark-gateway.requests.dlq".into()),
             max_deliveries: number("SPARK_GATEWAY_MAX_DELIVERIES", 5)?,
             max_concurrency: number("SPARK_GATEWAY_MAX_CONCURRENCY", 8)? as usize,
+            max_message_bytes: number(
+                "SPARK_GATEWAY_MAX_MESSAGE_BYTES",
+                DEFAULT_MAX_MESSAGE_BYTES as u32,
+            )? as usize,
         })
     }
 }
@@ -110,7 +118,10 @@ impl LiveHandlers {
             .dlq_url
             .map(|url| SqsDeadLetter::new(aws_sdk_sqs::Client::new(aws), url));
         Ok(Self {
-            processor: Processor::new(Arc::clone(&gateway), publisher, config.max_deliveries),
+            processor: Processor::new(Arc::clone(&gateway), publisher, config.max_deliveries)
+                .with_limits(DecodeLimits {
+                    max_message_bytes: config.max_message_bytes,
+                }),
             gateway,
             sqs_dead_letter,
             kafka_dead_letter: KafkaDeadLetter::new(producer, config.dlq_topic),

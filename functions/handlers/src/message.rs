@@ -22,8 +22,11 @@ impl InboundMessage {
     /// The application this message addresses, as `cluster/namespace/name`; messages too broken to say
     /// get a key of their own, so they never hold up others.
     pub fn ordering_key(&self) -> String {
-        let fields = serde_json::from_slice::<Value>(&self.body)
-            .ok()
+        // A body far beyond any request's size is not parsed just to be ordered: it is refused anyway.
+        const PARSED_BYTES: usize = 1 << 20;
+        let fields = (self.body.len() <= PARSED_BYTES)
+            .then(|| serde_json::from_slice::<Value>(&self.body).ok())
+            .flatten()
             .and_then(|value| {
                 let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
                 Some((

@@ -7,8 +7,8 @@ use spark_gateway::cluster::ClusterApi;
 use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
 use spark_gateway_core::{Classify, Disposition};
 use spark_gateway_events::{
-    AppliedResult, CloudEvent, DeleteJobRequest, EventData, JobRequest, RejectionReason,
-    RequestApplied, RequestRejected, SubmitJobRequest, decode_job_request,
+    AppliedResult, CloudEvent, DecodeLimits, DeleteJobRequest, EventData, JobRequest,
+    RejectionReason, RequestApplied, RequestRejected, SubmitJobRequest, decode_job_request_with,
     rejection_for_undecodable,
 };
 
@@ -107,6 +107,7 @@ pub struct Processor<O, P> {
     publisher: P,
     source: String,
     max_deliveries: u32,
+    limits: DecodeLimits,
 }
 
 /// The CloudEvents `source` of rejections published by the job-requests function or the consumer.
@@ -121,7 +122,20 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             publisher,
             source: REJECTION_SOURCE.to_string(),
             max_deliveries,
+            limits: DecodeLimits::default(),
         }
+    }
+
+    /// The same processor reading messages within `limits` instead of the default ones.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn is_last_delivery(&self, message: &InboundMessage) -> bool {
+        message
+            .delivery_count
+            .is_some_and(|n| n >= self.max_deliveries)
     }
 
     /// The operations (for the status function sharing them).
@@ -135,7 +149,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         message: &InboundMessage,
         dead_letters: &D,
     ) -> Outcome {
-        let request = match decode_job_request(&message.body) {
+        let request = match decode_job_request_with(&message.body, self.limits) {
             Ok(request) => request,
             Err(error) => {
                 let rejected =
@@ -166,16 +180,22 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 self.reject(message, rejected, traceparent(&request), dead_letters)
                     .await
             }
-            Disposition::Transient { .. }
-                if message
-                    .delivery_count
-                    .is_some_and(|n| n >= self.max_deliveries) =>
-            {
+            Disposition::Transient { .. } if self.is_last_delivery(message) => {
+                tracing::warn!(
+                    request_id,
+                    namespace,
+                    name,
+                    configuration = error.is_configuration(),
+                    error = %error,
+                    "request failed transiently at its last delivery; rejecting it"
+                );
                 let mut rejected =
                     rejection_for(&request, RejectionReason::RetriesExhausted, &error, message);
+                // The producer learns the category; addresses, paths and causes stay in the logs.
                 rejected.message = format!(
-                    "gave up after {} deliveries; last error: {error}",
-                    self.max_deliveries
+                    "gave up after {} deliveries: {}; the request may be sent again once it is fixed",
+                    self.max_deliveries,
+                    error.unavailable_summary()
                 );
                 self.reject(message, rejected, traceparent(&request), dead_letters)
                     .await
@@ -201,6 +221,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         traceparent: Option<String>,
         dead_letters: &D,
     ) -> Outcome {
+        let rejected = rejected.bounded();
         let subject = rejected
             .namespace
             .as_ref()
@@ -218,12 +239,25 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             subject,
         );
         // Publish before dead-lettering and acknowledging: if anything fails the message comes back and
-        // both happen again, under the same event id, so subscribers can de-duplicate.
-        if let Err(error) = self.publisher.publish_rejection(&event).await {
-            tracing::warn!(%error, "could not publish a rejection; the message will be delivered again");
-            return Outcome::Retry(error.to_string());
-        }
-        if let Err(error) = dead_letters.dead_letter(message, &rejected).await {
+        // both happen again, under the same event id, so subscribers can de-duplicate. At the last
+        // delivery a rejection that still cannot be published is dead-lettered anyway, with its reason
+        // and a note that no event went out: never dropped, never looping.
+        let published = match self.publisher.publish_rejection(&event).await {
+            Ok(()) => true,
+            Err(error) if self.is_last_delivery(message) => {
+                tracing::error!(%error, request_id = rejected.request_id.as_deref().unwrap_or("-"),
+                    "could not publish a rejection at the last delivery; dead-lettering it without its event");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not publish a rejection; the message will be delivered again");
+                return Outcome::Retry(error.to_string());
+            }
+        };
+        if let Err(error) = dead_letters
+            .dead_letter(message, &rejected, published)
+            .await
+        {
             tracing::warn!(%error, "could not dead-letter a rejected message; it will be delivered again");
             return Outcome::Retry(error.to_string());
         }
@@ -246,6 +280,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             Applied::Submitted(Submitted::Duplicate { uid }) => {
                 (AppliedResult::Duplicate, Some(uid.clone()))
             }
+            Applied::Submitted(Submitted::Validated) => (AppliedResult::Validated, None),
             Applied::Deleted(Deleted::Deleted { uid }) => {
                 (AppliedResult::Deleted, Some(uid.clone()))
             }

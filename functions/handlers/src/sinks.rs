@@ -65,12 +65,32 @@ impl<T: EventPublisher> EventPublisher for &T {
 
 /// Keeps a copy of a refused message where people can find it.
 pub trait DeadLetterSink: Send + Sync {
-    /// Stores `message` with the reason it was refused.
+    /// Stores `message` with the reason it was refused; `event_published` says whether its
+    /// `RequestRejected` reached the completion topic.
     fn dead_letter(
         &self,
         message: &InboundMessage,
         rejection: &RequestRejected,
+        event_published: bool,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// The most of a refused message's body a dead-letter copy holds: under SQS's 256 KiB message limit with
+/// room for the attributes, and under Kafka's default 1 MB record limit. A longer body (one refused for
+/// its size) is cut there and its copy says how long it was.
+pub const DEAD_LETTER_MAX_BODY_BYTES: usize = 240 * 1024;
+
+/// The body of a dead-letter copy, and the original length when it had to be cut.
+fn dead_letter_body(body: &[u8]) -> (&[u8], Option<usize>) {
+    if body.len() <= DEAD_LETTER_MAX_BODY_BYTES {
+        return (body, None);
+    }
+    // Cut at a UTF-8 boundary, so an SQS copy stays text.
+    let mut end = DEAD_LETTER_MAX_BODY_BYTES;
+    while end > 0 && (body[end] & 0b1100_0000) == 0b1000_0000 {
+        end -= 1;
+    }
+    (&body[..end], Some(body.len()))
 }
 
 /// An SQS dead-letter queue that may be unconfigured: then refused messages are not acknowledged, and
@@ -80,9 +100,10 @@ impl DeadLetterSink for Option<SqsDeadLetter> {
         &self,
         message: &InboundMessage,
         rejection: &RequestRejected,
+        event_published: bool,
     ) -> Result<(), SinkError> {
         match self {
-            Some(sink) => sink.dead_letter(message, rejection).await,
+            Some(sink) => sink.dead_letter(message, rejection, event_published).await,
             None => Err(SinkError::NotConfigured("SPARK_GATEWAY_DLQ_URL")),
         }
     }
@@ -98,6 +119,10 @@ pub mod attributes {
     pub const REQUEST_ID: &str = "spark-gateway-request-id";
     /// Where the message was read.
     pub const ORIGIN: &str = "spark-gateway-origin";
+    /// `false` when the rejection event could not be published (only at the last delivery).
+    pub const EVENT_PUBLISHED: &str = "spark-gateway-event-published";
+    /// The original body's length in bytes, when the copy holds only its beginning.
+    pub const ORIGINAL_BYTES: &str = "spark-gateway-original-bytes";
 }
 
 fn reason_code(rejection: &RequestRejected) -> String {
@@ -190,7 +215,23 @@ impl SqsDeadLetter {
     }
 }
 
+/// An SQS string attribute. SQS refuses characters outside XML's (control characters among them),
+/// and a rejection message may quote a hostile request's text: those become U+FFFD rather than a send
+/// that fails on every delivery.
 fn text_attribute(value: &str) -> MessageAttributeValue {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{fffe}' && c != '\u{ffff}')
+    };
+    let value: String = value
+        .chars()
+        .map(|c| {
+            if allowed(c) {
+                c
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
+        .collect();
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -203,13 +244,15 @@ impl DeadLetterSink for SqsDeadLetter {
         &self,
         message: &InboundMessage,
         rejection: &RequestRejected,
+        event_published: bool,
     ) -> Result<(), SinkError> {
+        let (body, original_bytes) = dead_letter_body(&message.body);
         let mut send = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
             // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
-            .message_body(String::from_utf8_lossy(&message.body))
+            .message_body(String::from_utf8_lossy(body))
             .message_attributes(attributes::REASON, text_attribute(&reason_code(rejection)))
             .message_attributes(attributes::MESSAGE, text_attribute(&rejection.message))
             .message_attributes(
@@ -218,6 +261,19 @@ impl DeadLetterSink for SqsDeadLetter {
             );
         if let Some(request_id) = &rejection.request_id {
             send = send.message_attributes(attributes::REQUEST_ID, text_attribute(request_id));
+        }
+        if !event_published {
+            send = send.message_attributes(attributes::EVENT_PUBLISHED, text_attribute("false"));
+        }
+        if let Some(bytes) = original_bytes {
+            send = send.message_attributes(
+                attributes::ORIGINAL_BYTES,
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value(bytes.to_string())
+                    .build()
+                    .expect("data type is set"),
+            );
         }
         send.send()
             .await
@@ -248,9 +304,12 @@ impl DeadLetterSink for KafkaDeadLetter {
         &self,
         message: &InboundMessage,
         rejection: &RequestRejected,
+        event_published: bool,
     ) -> Result<(), SinkError> {
         let reason = reason_code(rejection);
         let origin = rejection.origin.locator();
+        let (body, original_bytes) = dead_letter_body(&message.body);
+        let original_bytes = original_bytes.map(|n| n.to_string());
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: attributes::REASON,
@@ -270,8 +329,20 @@ impl DeadLetterSink for KafkaDeadLetter {
                 value: Some(request_id.as_str()),
             });
         }
-        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.topic)
-            .payload(&message.body)
+        if !event_published {
+            headers = headers.insert(Header {
+                key: attributes::EVENT_PUBLISHED,
+                value: Some("false"),
+            });
+        }
+        if let Some(bytes) = &original_bytes {
+            headers = headers.insert(Header {
+                key: attributes::ORIGINAL_BYTES,
+                value: Some(bytes.as_str()),
+            });
+        }
+        let mut record = FutureRecord::<Vec<u8>, [u8]>::to(&self.topic)
+            .payload(body)
             .headers(headers);
         if let Some(key) = &message.key {
             record = record.key(key);

@@ -50,9 +50,12 @@ impl TestQueue {
         max_receive_count: u32,
     ) -> Result<Self> {
         let name = unique_name(prefix);
+        // SQS's largest message size (1 MiB), so oversized requests reach the gateway's own bound.
+        const MAX_MESSAGE_SIZE: &str = "1048576";
         let dlq_url = sqs
             .create_queue()
             .queue_name(format!("{name}-dlq"))
+            .attributes(QueueAttributeName::MaximumMessageSize, MAX_MESSAGE_SIZE)
             .send()
             .await
             .context("creating a dead-letter queue in LocalStack")?
@@ -73,6 +76,7 @@ impl TestQueue {
             .queue_name(&name)
             .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
             .attributes(QueueAttributeName::VisibilityTimeout, "30")
+            .attributes(QueueAttributeName::MaximumMessageSize, MAX_MESSAGE_SIZE)
             .send()
             .await
             .context("creating a queue in LocalStack")?

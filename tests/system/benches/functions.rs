@@ -112,6 +112,7 @@ async fn consumer_throughput(fixture: &Fixture, submits: usize) -> Result<()> {
         dlq_topic: "unused".into(),
         max_deliveries: 5,
         max_concurrency: 8,
+        max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
     };
     let handlers = Arc::new(LiveHandlers::with_aws(config, &aws)?);
     let (stop, shutdown) = watch::channel(false);

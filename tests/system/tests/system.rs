@@ -8,6 +8,7 @@ mod system {
     pub mod fixture;
     pub mod functions;
     pub mod gateway;
+    pub mod guardrails;
     pub mod lambda;
     pub mod local_world;
 }

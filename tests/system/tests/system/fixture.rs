@@ -30,6 +30,13 @@ pub struct Fixture {
     pub cluster: TestCluster,
     pub token_path: String,
     pub gateway_token: String,
+    /// The cluster's policy, for the in-process gateway and the functions' environment alike.
+    pub policy: Policy,
+}
+
+/// The policy tests run under unless they choose another: the fixture's namespace, Apache Spark images.
+pub fn default_policy() -> Policy {
+    Policy::allowing_namespaces([NAMESPACE]).with_image_prefixes(["apache/spark:"])
 }
 
 impl Fixture {
@@ -46,6 +53,7 @@ impl Fixture {
             cluster,
             token_path,
             gateway_token,
+            policy: default_policy(),
         };
         fixture.store_token(&fixture.gateway_token.clone()).await?;
         Ok(fixture)
@@ -76,9 +84,10 @@ impl Fixture {
             token_path: self.token_path.clone(),
             token_key: "token".into(),
             kv_mount: "secret".into(),
-            policy: Policy::allowing_namespaces([NAMESPACE]),
+            policy: self.policy.clone(),
             allow_delete_unmanaged: false,
             request_timeout_seconds: 10,
+            allow_insecure_http: false,
         }
     }
 
@@ -144,7 +153,7 @@ impl Fixture {
                 "proxy_url": self.cluster.url(),
                 "ca_file": self.cluster.ca_file(),
                 "token_path": self.token_path,
-                "policy": {"allowed_namespaces": [NAMESPACE]},
+                "policy": self.policy,
             }},
         });
         let world = &self.world;

@@ -25,15 +25,15 @@ use tokio::sync::watch;
 use super::fixture::{Fixture, seed_request, with_scenario};
 
 /// Unique channels for one test.
-struct Channels {
-    queue: TestQueue,
-    request_topic: String,
-    events_topic: String,
-    dlq_topic: String,
+pub(super) struct Channels {
+    pub queue: TestQueue,
+    pub request_topic: String,
+    pub events_topic: String,
+    pub dlq_topic: String,
 }
 
 impl Channels {
-    async fn create(fixture: &Fixture, sqs: &aws_sdk_sqs::Client) -> Result<Self> {
+    pub async fn create(fixture: &Fixture, sqs: &aws_sdk_sqs::Client) -> Result<Self> {
         let bootstrap = fixture.world.kafka_bootstrap()?;
         Ok(Self {
             queue: TestQueue::create(sqs, "it-requests", 5).await?,
@@ -44,13 +44,13 @@ impl Channels {
     }
 }
 
-async fn sqs_client(fixture: &Fixture) -> Result<aws_sdk_sqs::Client> {
+pub(super) async fn sqs_client(fixture: &Fixture) -> Result<aws_sdk_sqs::Client> {
     Ok(aws_sdk_sqs::Client::new(
         &localstack_config(&fixture.world).await?,
     ))
 }
 
-async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<LiveHandlers> {
+pub(super) async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<LiveHandlers> {
     let config = HandlerConfig {
         gateway: fixture.gateway_config()?,
         kafka_bootstrap: fixture.world.kafka_bootstrap()?.to_string(),
@@ -59,6 +59,7 @@ async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<LiveHandlers
         dlq_topic: channels.dlq_topic.clone(),
         max_deliveries: 5,
         max_concurrency: 4,
+        max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
     };
     Ok(LiveHandlers::with_aws(
         config,
@@ -78,7 +79,7 @@ fn delete_message(request: &SubmitJobRequest) -> String {
 }
 
 /// Runs the SQS consumer loop in the background until the returned sender is told to stop.
-fn spawn_sqs_consumer(
+pub(super) fn spawn_sqs_consumer(
     handlers: std::sync::Arc<LiveHandlers>,
     client: aws_sdk_sqs::Client,
     queue_url: String,
@@ -103,7 +104,7 @@ fn spawn_sqs_consumer(
     (stop, task)
 }
 
-async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
+pub(super) async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -389,7 +390,7 @@ async fn a_poison_kafka_record_goes_to_the_dead_letter_topic_with_its_reason() -
     Ok(())
 }
 
-fn sqs_event(bodies: &[(String, u32)]) -> SqsEvent {
+pub(super) fn sqs_event(bodies: &[(String, u32)]) -> SqsEvent {
     let mut event = SqsEvent::default();
     for (i, (body, receives)) in bodies.iter().enumerate() {
         let mut message = SqsMessage::default();

@@ -103,16 +103,13 @@ async fn seed_pi_test_creates_exactly_its_golden_spark_application() -> Result<(
         repo_root().join("functions/core/tests/golden/pi-test.yaml"),
     )?)?;
     let stored = fixture.apps().await?.get("pi-test").await?;
-    let mut stored = serde_json::to_value(&stored)?;
-    // The API server fills in the CRD's schema defaults, exactly one here; everything else must be the
-    // golden object unchanged.
-    let tolerations = stored["spec"]["applicationTolerations"]
-        .as_object_mut()
-        .context("tolerations stored")?;
+    let stored = serde_json::to_value(&stored)?;
+    // The CRD defaults resourceRetainDurationMillis to -1 (retain forever); the gateway writes the
+    // policy's bound instead, so the API server adds nothing and the stored spec is the golden one.
     assert_eq!(
-        tolerations.remove("resourceRetainDurationMillis"),
-        Some(serde_json::json!(-1)),
-        "CRD default"
+        stored["spec"]["applicationTolerations"]["resourceRetainDurationMillis"],
+        serde_json::json!(604_800_000),
+        "retention bounded by the policy"
     );
     assert_eq!(
         stored["spec"], golden["spec"],

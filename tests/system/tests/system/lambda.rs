@@ -17,7 +17,7 @@ use super::fixture::{Fixture, NAMESPACE, seed_request, with_scenario};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A binary of this workspace, built next to this test binary (`cargo build --workspace --bins`).
-fn workspace_binary(name: &str) -> Result<PathBuf> {
+pub(super) fn workspace_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()

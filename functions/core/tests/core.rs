@@ -938,3 +938,17 @@ mod property {
         );
     }
 }
+
+#[test]
+fn the_readme_documents_every_default_allowed_setting() {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let missing: Vec<&str> = spark_gateway_core::policy::DEFAULT_ALLOWED_SPARK_CONF
+        .iter()
+        .map(|allowed| allowed.pattern)
+        .filter(|pattern| !readme.contains(&format!("`{pattern}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's allow-list table lacks {missing:?}"
+    );
+}

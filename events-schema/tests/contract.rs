@@ -15,7 +15,10 @@ use spark_gateway_events::{
 };
 
 fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The package directory cargo or nextest names at run time: a binary reused from another checkout
+    // (one shared target dir) would otherwise read that checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 fn read_json(path: &Path) -> Value {

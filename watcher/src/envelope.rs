@@ -89,7 +89,7 @@ impl OutgoingRecord {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::PathBuf;
 
     use serde_json::Value;
     use spark_gateway_events::{ApplicationState, Outcome, decode_completion_event};
@@ -99,7 +99,8 @@ mod tests {
     use crate::transitions::{Step, plan};
 
     fn last_event_of(fixture: &str) -> CloudEvent<ApplicationStateChanged> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
             .join("tests/fixtures")
             .join(fixture);
         let object: SparkApplication =

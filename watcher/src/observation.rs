@@ -197,13 +197,14 @@ impl Observation {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::PathBuf;
 
     use super::*;
     use crate::keys::FINALIZER;
 
     fn fixture(name: &str) -> SparkApplication {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
             .join("tests/fixtures")
             .join(name);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

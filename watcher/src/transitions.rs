@@ -156,7 +156,7 @@ pub fn fully_published(status: &StatusView, published: Option<Checkpoint>) -> bo
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::PathBuf;
 
     use serde_json::Value;
     use spark_gateway_events::ApplicationState::*;
@@ -165,7 +165,8 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> StatusView {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
             .join("tests/fixtures")
             .join(name);
         let object: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

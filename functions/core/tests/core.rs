@@ -23,10 +23,15 @@ use spark_gateway_events::{
     decode_job_request,
 };
 
+fn crate_dir() -> PathBuf {
+    // The package directory cargo or nextest names at run time: a binary reused from another checkout
+    // (one shared target dir) would otherwise read that checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    crate_dir().join("../..").join(path)
 }
 
 fn seed_pi_test() -> SubmitJobRequest {
@@ -51,7 +56,7 @@ fn example_submit(file: &str) -> SubmitJobRequest {
 }
 
 fn assert_golden(name: &str, actual: &Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = crate_dir()
         .join("tests/golden")
         .join(format!("{name}.yaml"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -4,7 +4,7 @@
 //! missing there, from that env file itself, so `cargo test` works in a shell that never sourced it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
@@ -64,12 +64,19 @@ pub fn env_file_path() -> PathBuf {
     }
 }
 
-/// The repository root (this crate lives at `tests/harness`).
+/// The repository root: the workspace above the package cargo or nextest runs the test of (read at run
+/// time, so a test binary reused from another checkout through one shared target dir reads this
+/// checkout's files), or above this crate.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    start
         .ancestors()
-        .nth(2)
-        .expect("tests/harness sits two levels below the repository root")
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains("[workspace]"))
+        })
+        .unwrap_or_else(|| panic!("no workspace above {}", start.display()))
         .to_path_buf()
 }
 

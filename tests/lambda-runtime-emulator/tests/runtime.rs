@@ -5,7 +5,7 @@
 //! parallel.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -33,7 +33,11 @@ fn fixture(name: &str) -> Result<Value> {
 }
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    // The package directory cargo or nextest names at run time: a binary reused from another checkout
+    // (one shared target dir) would otherwise read that checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("fixtures")
 }
 
 async fn echo_function(emulator: &RuntimeEmulator) -> Result<LambdaProcess> {

@@ -64,6 +64,10 @@ fn inbound(queue_url: &str, message: &Message) -> InboundMessage {
 
 /// Polls until `shutdown` turns true, then finishes the batch in hand. Returns how many messages were
 /// completed (applied or rejected).
+///
+/// Batches are processed one after another, in the order they were received, so one application's
+/// messages in consecutive batches keep their order; what need not wait does not: the next batch is
+/// received while this one is processed, and a settled batch is deleted while the next one is processed.
 pub async fn run<O, P, D>(
     source: &SqsSource,
     processor: &Processor<O, P>,
@@ -76,35 +80,89 @@ where
     D: DeadLetterSink,
 {
     let mut completed = 0;
-    while !*shutdown.borrow() {
-        let receive = source
-            .client
-            .receive_message()
-            .queue_url(&source.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(source.wait_seconds)
-            .visibility_timeout(source.visibility_timeout.as_secs() as i32)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send();
-        let received = tokio::select! {
-            received = receive => received.map_err(sqs_error("ReceiveMessage"))?,
-            _ = shutdown.changed() => break,
+    let mut in_hand: Option<Vec<Message>> = None;
+    let mut settling: Option<tokio::task::JoinHandle<Result<u64, SqsError>>> = None;
+    loop {
+        let messages = match in_hand.take() {
+            Some(messages) => messages,
+            None if *shutdown.borrow() => break,
+            None => match receive(source, &mut shutdown).await? {
+                Some(messages) => messages,
+                None => break,
+            },
         };
-        let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             continue;
         }
-        completed += process(source, processor, dead_letters, &messages).await?;
+        let mut next_shutdown = shutdown.clone();
+        let prefetch = async {
+            if *next_shutdown.borrow() {
+                return Ok(None);
+            }
+            receive(source, &mut next_shutdown).await
+        };
+        let previous = settling.take();
+        let work = async move {
+            let outcomes = settle(source, processor, dead_letters, &messages).await;
+            // Deleted as soon as it is settled, not after the next long poll; one batch's deletes in
+            // flight at a time (the previous batch's finish first).
+            let done = match previous {
+                Some(previous) => joined(previous).await?,
+                None => 0,
+            };
+            Ok::<_, SqsError>((
+                done,
+                tokio::spawn(finish(source.clone(), messages, outcomes)),
+            ))
+        };
+        let (work, next) = tokio::join!(work, prefetch);
+        let (done, finishing) = work?;
+        completed += done;
+        settling = Some(finishing);
+        in_hand = next?;
+    }
+    if let Some(previous) = settling {
+        completed += joined(previous).await?;
     }
     Ok(completed)
 }
 
-async fn process<O, P, D>(
+async fn joined(
+    finishing: tokio::task::JoinHandle<Result<u64, SqsError>>,
+) -> Result<u64, SqsError> {
+    finishing.await.map_err(|e| SqsError {
+        operation: "DeleteMessageBatch",
+        detail: e.to_string(),
+    })?
+}
+
+/// One long poll; `None` when `shutdown` turned true first.
+async fn receive(
+    source: &SqsSource,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Vec<Message>>, SqsError> {
+    let receive = source
+        .client
+        .receive_message()
+        .queue_url(&source.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(source.wait_seconds)
+        .visibility_timeout(source.visibility_timeout.as_secs() as i32)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send();
+    tokio::select! {
+        received = receive => Ok(Some(received.map_err(sqs_error("ReceiveMessage"))?.messages.unwrap_or_default())),
+        _ = shutdown.changed() => Ok(None),
+    }
+}
+
+/// Each message's outcome, its batch kept invisible meanwhile.
+async fn settle<O, P, D>(
     source: &SqsSource,
     processor: &Processor<O, P>,
     dead_letters: &D,
     messages: &[Message],
-) -> Result<u64, SqsError>
+) -> Vec<(u32, bool)>
 where
     O: Operations,
     P: EventPublisher,
@@ -138,12 +196,24 @@ where
             }
         }
     };
+    inbound
+        .iter()
+        .zip(&outcomes)
+        .map(|(inbound, outcome)| (inbound.delivery_count.unwrap_or(1), outcome.is_final()))
+        .collect()
+}
 
+/// Deletes the batch's final messages and schedules its retries; returns how many were final.
+async fn finish(
+    source: SqsSource,
+    messages: Vec<Message>,
+    outcomes: Vec<(u32, bool)>,
+) -> Result<u64, SqsError> {
     let finished: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
         .zip(&outcomes)
         .enumerate()
-        .filter(|(_, (_, outcome))| outcome.is_final())
+        .filter(|(_, (_, (_, is_final)))| *is_final)
         .map(|(i, (message, _))| {
             DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -167,13 +237,10 @@ where
     // visibility timeout.
     let retries: Vec<ChangeMessageVisibilityBatchRequestEntry> = messages
         .iter()
-        .zip(&inbound)
         .zip(&outcomes)
         .enumerate()
-        .filter(|(_, (_, outcome))| !outcome.is_final())
-        .map(|(i, ((message, inbound), _))| {
-            visibility_entry(i, message, backoff(inbound.delivery_count.unwrap_or(1)))
-        })
+        .filter(|(_, (_, (_, is_final)))| !*is_final)
+        .map(|(i, (message, (deliveries, _)))| visibility_entry(i, message, backoff(*deliveries)))
         .collect();
     if !retries.is_empty()
         && let Err(error) = source

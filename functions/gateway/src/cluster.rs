@@ -98,6 +98,15 @@ pub trait ClusterApi: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
+    /// Gets ready to serve `cluster` (credentials, token, a connection), so the first request does not
+    /// pay for it; calls work without it.
+    fn prepare(
+        &self,
+        _cluster: &str,
+        _config: &ClusterConfig,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        async { Ok(()) }
+    }
     /// Deletes one SparkApplication, only if its uid is still `uid` when given.
     fn delete(
         &self,
@@ -119,6 +128,9 @@ pub struct KubeClusters<T> {
     tokens: T,
     clients: Mutex<HashMap<String, CachedClient>>,
 }
+
+/// The name [`ClusterApi::prepare`] reads: not a DNS-1035 label, so no application can have it.
+const WARM_UP_NAME: &str = "0-spark-gateway-warm-up";
 
 fn api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL)
@@ -268,6 +280,20 @@ impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
             })
             .await?;
         found.map(to_value).transpose()
+    }
+
+    async fn prepare(&self, cluster: &str, config: &ClusterConfig) -> Result<(), ClusterError> {
+        // The token (Secrets Manager, AppRole login, KV read) and a TLS connection in the client's pool:
+        // a read of a name no application has is the cheapest call the gateway's role allows.
+        let namespace = config
+            .policy
+            .allowed_namespaces
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        self.get(cluster, config, &namespace, WARM_UP_NAME)
+            .await
+            .map(|_| ())
     }
 
     async fn delete(

@@ -221,6 +221,17 @@ impl<A: ClusterApi> Gateway<A> {
         &self.clusters
     }
 
+    /// Gets the default cluster ready (token from Vault, a connection) ahead of the first request. A
+    /// failure is only logged: the first request meets it again and handles it as any request would.
+    pub async fn warm_up(&self) {
+        let Ok((cluster, config)) = self.resolve(None) else {
+            return;
+        };
+        if let Err(error) = self.api.prepare(cluster, config).await {
+            tracing::debug!(cluster, %error, "warm-up failed; the first request will retry it");
+        }
+    }
+
     fn resolve(&self, requested: Option<&str>) -> Result<(&str, &ClusterConfig), GatewayError> {
         self.clusters
             .resolve(requested)

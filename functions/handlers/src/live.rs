@@ -87,6 +87,17 @@ pub struct LiveHandlers {
     pub max_concurrency: usize,
 }
 
+impl LiveHandlers {
+    /// Starts, in the background and in parallel, what the first message would otherwise wait for: the
+    /// default cluster's token and connection, and the completion topic's broker connection and
+    /// metadata. The first message joins whatever is still under way (the token cache's lock).
+    pub fn warm_up(&self) {
+        let gateway = Arc::clone(&self.gateway);
+        tokio::spawn(async move { gateway.warm_up().await });
+        drop(self.processor.publisher().warm_up());
+    }
+}
+
 /// The handlers could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -143,6 +143,11 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         &self.operations
     }
 
+    /// Where outcome events go.
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
     /// Handles one message.
     pub async fn process<D: DeadLetterSink>(
         &self,
@@ -180,15 +185,20 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 self.reject(message, rejected, traceparent(&request), dead_letters)
                     .await
             }
-            Disposition::Transient { .. } if self.is_last_delivery(message) => {
+            Disposition::Transient { .. } => {
+                let last_delivery = self.is_last_delivery(message);
                 tracing::warn!(
                     request_id,
                     namespace,
                     name,
+                    last_delivery,
                     configuration = error.is_configuration(),
                     error = %error,
-                    "request failed transiently at its last delivery; rejecting it"
+                    "request failed transiently"
                 );
+                if !last_delivery {
+                    return Outcome::Retry(error.to_string());
+                }
                 let mut rejected =
                     rejection_for(&request, RejectionReason::RetriesExhausted, &error, message);
                 // The producer learns the category; addresses, paths and causes stay in the logs.
@@ -199,17 +209,6 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 );
                 self.reject(message, rejected, traceparent(&request), dead_letters)
                     .await
-            }
-            Disposition::Transient { .. } => {
-                tracing::warn!(
-                    request_id,
-                    namespace,
-                    name,
-                    configuration = error.is_configuration(),
-                    error = %error,
-                    "request failed transiently; it will be delivered again"
-                );
-                Outcome::Retry(error.to_string())
             }
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use spark_gateway_events::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestApplied, RequestRejected,
 };
@@ -132,12 +132,22 @@ fn reason_code(rejection: &RequestRejected) -> String {
         .unwrap_or_default()
 }
 
-/// The idempotent Kafka producer both the completion topic and the dead-letter topic use.
+/// The Kafka producer both the completion topic and the dead-letter topic use. Every send is awaited
+/// until every in-sync replica has the record (`acks=all`): a message is acknowledged only after its
+/// outcome is on the broker.
+///
+/// Not the idempotent producer: its `InitProducerId` handshake held a cold start's first publish for
+/// about a second, and what it prevents, a second copy after a retried send, subscribers handle anyway:
+/// every event has a stable id and they de-duplicate on `(source, id)`, as redeliveries require. One
+/// request in flight keeps a retry from reordering records, and with every send awaited on its own,
+/// lingering for a batch (librdkafka waits 5 ms by default) is pure latency.
 pub fn kafka_producer(bootstrap: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
     rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("linger.ms", "0")
         .set("message.timeout.ms", "10000")
         .create()
 }
@@ -156,6 +166,23 @@ impl KafkaEventPublisher {
             producer,
             topic: topic.into(),
         }
+    }
+}
+
+impl KafkaEventPublisher {
+    /// Connects to the brokers and reads the topic's metadata in the background, so the first publish
+    /// does not wait for either.
+    pub fn warm_up(&self) -> tokio::task::JoinHandle<()> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+            {
+                tracing::debug!(%error, topic, "Kafka warm-up failed; the first publish will retry it");
+            }
+        })
     }
 }
 

@@ -85,3 +85,17 @@ impl TestQueue {
         Ok(Self { url, dlq_url })
     }
 }
+
+/// Whether `url` holds no message, visible or in flight.
+pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    Ok(attributes.values().all(|count| count == "0"))
+}

@@ -1,31 +1,39 @@
-//! Benchmark of the request functions against the real local world (run `infra/local/up` first):
+//! The request functions side by side with their Python peer, in one run against the real local world
+//! (LocalStack Secrets Manager and SQS, OpenBao, Tansu, the Kubernetes API emulator over TLS). Run it with
+//! `tests/bench-functions`, which builds the release binaries, installs the peer's packages and starts the
+//! world; absolute times on a shared machine are noisy, so what counts are the ratios of one run.
 //!
-//! - cold start of the real `job-requests` Lambda binary under the Runtime API emulator: process start to
-//!   its first invocation being polled (init) and to its first response, for an SQS event with one submit
-//!   (so the first response includes the Secrets Manager read, the Vault login and the create);
-//! - submits per second through the consumer: N submit messages on a fresh SQS queue, consumed into a
-//!   private emulator, timed from the consumer's start until all N applications exist.
+//! - **Lambda**: the real `job-requests` binary and the Python peer (`peer/job_requests.py`: boto3, hvac, the
+//!   kubernetes client and confluent-kafka doing the same submit and publish, clients reused across
+//!   invocations), each under the repo's Runtime API emulator. Per round: cold (exec to the first
+//!   response, which includes the Secrets Manager read, the AppRole login, the token read, the create and
+//!   the acknowledged publish), then `BENCH_WARM` single-message submits (median and p99 per event).
+//!   `BENCH_ROUNDS` rounds (default 3).
+//! - **Memory**: peak RSS (`VmHWM`) of each function after `BENCH_MEMORY_INVOCATIONS` warm invocations.
+//! - **Consumer**: `BENCH_SUBMITS` submit messages on a fresh SQS queue, from the consumer process's start
+//!   until every message is deleted (so its applied event was acknowledged) and every application exists:
+//!   the release `spark-gateway-consumer`, then the Python peer's (`peer/consumer.py`).
 //!
-//! `cargo bench -p spark-gateway-system-tests --bench functions` (release build). Settings:
-//! `BENCH_SUBMITS` (default 500), `BENCH_COLD_STARTS` (default 5).
+//! Without `SPARK_GATEWAY_PEER_PYTHON` (the peer's interpreter, which the script sets) only our side runs;
+//! `BENCH_PARTS` (default `lambda,consumer`) chooses the parts.
 
 #[path = "../tests/system/fixture.rs"]
 #[allow(dead_code)]
 mod fixture;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use fixture::{Fixture, seed_request, with_scenario};
-use serde_json::json;
-use spark_gateway_consumer::sqs::{SqsSource, run};
+use lambda_runtime_emulator::{LambdaProcess, Outcome, RuntimeEmulator};
+use serde_json::{Value, json};
 use spark_gateway_events::JobRequest;
-use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
-use spark_gateway_harness::aws::{TestQueue, localstack_config};
+use spark_gateway_harness::aws::{TestQueue, localstack_config, queue_is_empty};
 use spark_gateway_harness::kafka::create_topic;
-use tokio::sync::watch;
+
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -38,63 +46,176 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
 fn submit_body() -> Result<String> {
     Ok(serde_json::to_string(&JobRequest::Submit(Box::new(
         with_scenario(seed_request()?, "stuck"),
     )))?)
 }
 
-async fn cold_starts(fixture: &Fixture, runs: usize) -> Result<()> {
+fn sqs_submit_event(id: usize) -> Result<Value> {
+    Ok(
+        json!({"Records": [{"messageId": format!("m-{id}"), "receiptHandle": format!("h-{id}"), "body": submit_body()?,
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench",
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "", "awsRegion": "us-east-1"}]}),
+    )
+}
+
+/// A function under test: what to execute under the Runtime API emulator.
+struct Function {
+    label: &'static str,
+    program: PathBuf,
+}
+
+/// Our binary, built next to this benchmark (`cargo build --release --bins`).
+fn workspace_binary(name: &str) -> Result<PathBuf> {
     let binary = std::env::current_exe()?
         .parent()
         .and_then(|deps| deps.parent())
         .context("bench binary location")?
-        .join("job-requests");
-    anyhow::ensure!(
+        .join(name);
+    ensure!(
         binary.exists(),
-        "{} missing: cargo build --release --bins",
+        "{} missing: run tests/bench-functions (it builds the release binaries)",
         binary.display()
     );
+    Ok(binary)
+}
+
+fn peer_dir() -> PathBuf {
+    // The package directory cargo or nextest names at run time: a binary reused from another checkout
+    // (one shared target dir) would otherwise read that checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("benches/peer")
+}
+
+/// The peer started as Lambda starts a function: one executable (a two-line wrapper around its
+/// interpreter and script).
+fn peer_program(python: &str, script: &str, scratch: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = scratch.join(script.replace(".py", ""));
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {python} {}\n",
+            peer_dir().join(script).display()
+        ),
+    )?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    Ok(wrapper)
+}
+
+fn expect_all_applied(outcome: &Outcome) -> Result<()> {
+    match outcome {
+        Outcome::Response { response } if response == &json!({"batchItemFailures": []}) => Ok(()),
+        other => bail!("unexpected answer: {}", other.describe()),
+    }
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM")
+}
+
+/// The peak RSS of a function's process tree (the peer's wrapper execs, so it is one process).
+fn function_peak_rss_kib(process: &LambdaProcess) -> Result<u64> {
+    peak_rss_kib(process.id().context("process gone")?)
+}
+
+struct LambdaStats {
+    cold: Vec<Duration>,
+    warm: Vec<Duration>,
+    peak_rss_kib: u64,
+}
+
+async fn lambda_rounds(
+    fixture: &Fixture,
+    function: &Function,
+    rounds: usize,
+    warm_per_round: usize,
+    memory_invocations: usize,
+) -> Result<LambdaStats> {
     let events_topic = create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
     let mut env = fixture.function_env(&events_topic, "")?;
     env.push(("RUST_LOG".to_string(), "warn".to_string()));
-    let (mut init, mut first) = (Vec::new(), Vec::new());
-    for i in 0..runs {
-        let event = json!({"Records": [{"messageId": format!("m-{i}"), "body": submit_body()?, "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench", "attributes": {"ApproximateReceiveCount": "1"}}]});
-        let measured =
-            lambda_runtime_emulator::cold_start_with_env(&binary, event, env.clone()).await?;
-        measured
-            .invocation
-            .clone()
-            .into_response()
-            .context("cold-start invocation failed")?;
-        init.push(measured.init);
-        first.push(measured.first_response);
+    let mut stats = LambdaStats {
+        cold: Vec::new(),
+        warm: Vec::new(),
+        peak_rss_kib: 0,
+    };
+    let mut next_id = 0;
+    let mut event = || {
+        next_id += 1;
+        sqs_submit_event(next_id)
+    };
+    for round in 0..=rounds {
+        let emulator = RuntimeEmulator::start().await?;
+        let mut process = LambdaProcess::spawn(&function.program, &emulator, env.clone())?;
+        // Queued before the process can poll, so its first `GET /next` is answered at once.
+        let first = process.invoke(event()?, INVOKE_TIMEOUT).await?;
+        expect_all_applied(&first.outcome)
+            .with_context(|| format!("{} cold start: {}", function.label, process.stderr()))?;
+        let warm_count = if round == rounds {
+            memory_invocations
+        } else {
+            warm_per_round
+        };
+        let mut warm = Vec::with_capacity(warm_count);
+        for _ in 0..warm_count {
+            let invocation = process.invoke(event()?, INVOKE_TIMEOUT).await?;
+            expect_all_applied(&invocation.outcome)?;
+            warm.push(
+                invocation
+                    .finished_at
+                    .saturating_duration_since(invocation.queued_at),
+            );
+        }
+        if round == rounds {
+            // The last round only measures memory across many warm invocations.
+            stats.peak_rss_kib = function_peak_rss_kib(&process)?;
+        } else {
+            stats.cold.push(
+                first
+                    .finished_at
+                    .saturating_duration_since(process.spawned_at()),
+            );
+            stats.warm.extend(warm);
+        }
+        process.kill().await?;
+        emulator.shutdown().await;
     }
-    init.sort();
-    first.sort();
-    println!(
-        "cold start ({runs} runs): init median {:?} p90 {:?}; first response median {:?} p90 {:?}",
-        percentile(&init, 0.5),
-        percentile(&init, 0.9),
-        percentile(&first, 0.5),
-        percentile(&first, 0.9)
-    );
-    Ok(())
+    stats.cold.sort();
+    stats.warm.sort();
+    Ok(stats)
 }
 
-async fn consumer_throughput(fixture: &Fixture, submits: usize) -> Result<()> {
-    let aws = localstack_config(&fixture.world).await?;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let queue = TestQueue::create(&sqs, "bench-requests", 5).await?;
+/// Puts `submits` submit messages on the queue; returns the applications they ask for.
+async fn fill_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &TestQueue,
+    submits: usize,
+) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(submits);
     for chunk in (0..submits).collect::<Vec<_>>().chunks(10) {
         let entries = chunk
             .iter()
             .map(|i| {
+                let request = with_scenario(seed_request()?, "stuck");
+                names.push(request.application_name.clone());
                 Ok(SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(submit_body()?)
+                    .message_body(serde_json::to_string(&JobRequest::Submit(Box::new(
+                        request,
+                    )))?)
                     .build()?)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -104,66 +225,174 @@ async fn consumer_throughput(fixture: &Fixture, submits: usize) -> Result<()> {
             .send()
             .await?;
     }
-    let config = HandlerConfig {
-        gateway: fixture.gateway_config()?,
-        kafka_bootstrap: fixture.world.kafka_bootstrap()?.to_string(),
-        events_topic: create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?,
-        dlq_url: Some(queue.dlq_url.clone()),
-        dlq_topic: "unused".into(),
-        max_deliveries: 5,
-        max_concurrency: 8,
-        max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
-    };
-    let handlers = Arc::new(LiveHandlers::with_aws(config, &aws)?);
-    let (stop, shutdown) = watch::channel(false);
-    let started = Instant::now();
-    let consumer = {
-        let handlers = Arc::clone(&handlers);
-        let source = SqsSource {
-            client: sqs.clone(),
-            queue_url: queue.url.clone(),
-            wait_seconds: 1,
-            visibility_timeout: Duration::from_secs(60),
-            max_concurrency: 8,
-        };
-        tokio::spawn(async move {
-            run(
-                &source,
-                &handlers.processor,
-                &handlers.sqs_dead_letter,
-                shutdown,
-            )
-            .await
-        })
-    };
-    let control = fixture.cluster.control();
-    while control
-        .objects("spark.apache.org", "sparkapplications")
-        .len()
-        < submits
-    {
-        anyhow::ensure!(
+    Ok(names)
+}
+
+/// Waits until the queue is drained (a message is deleted only once its outcome is final, its applied
+/// event acknowledged) and then checks that every application it asked for exists; returns the time
+/// since `started`. The queue is what is polled, not the cluster: listing thousands of objects every few
+/// milliseconds would load the machine the measurement runs on.
+async fn until_done(
+    fixture: &Fixture,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &TestQueue,
+    names: &[String],
+    started: Instant,
+) -> Result<Duration> {
+    while !queue_is_empty(sqs, &queue.url).await? {
+        ensure!(
             started.elapsed() < Duration::from_secs(600),
-            "not all {submits} applications after 600 s"
+            "the queue still holds messages after 600 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(true);
-    consumer.await??;
-    println!(
-        "consumer: {submits} submits from SQS to created SparkApplications in {elapsed:?} = {:.1} submits/s",
-        submits as f64 / elapsed.as_secs_f64()
+    let existing: std::collections::HashSet<String> = fixture
+        .cluster
+        .control()
+        .objects("spark.apache.org", "sparkapplications")
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/name")?.as_str().map(str::to_string))
+        .collect();
+    let missing = names.iter().filter(|n| !existing.contains(*n)).count();
+    ensure!(
+        missing == 0,
+        "{missing} of {} applications were not created",
+        names.len()
     );
-    Ok(())
+    Ok(elapsed)
+}
+
+/// One consumer process (ours or the peer's) draining `submits` messages from a fresh queue.
+async fn consumer_throughput(
+    fixture: &Fixture,
+    program: &Path,
+    args: &[&str],
+    submits: usize,
+) -> Result<Duration> {
+    let aws = localstack_config(&fixture.world).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue = TestQueue::create(&sqs, "bench-requests", 5).await?;
+    let names = fill_queue(&sqs, &queue, submits).await?;
+    let events_topic = create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
+    let mut env = fixture.function_env(&events_topic, &queue.dlq_url)?;
+    env.push(("SPARK_GATEWAY_REQUEST_QUEUE_URL".into(), queue.url.clone()));
+    // boto3 reads the region from AWS_DEFAULT_REGION (Lambda sets both).
+    env.push((
+        "AWS_DEFAULT_REGION".into(),
+        fixture.world.var("AWS_REGION")?.to_string(),
+    ));
+    env.push(("RUST_LOG".into(), "warn".into()));
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let elapsed = tokio::select! {
+        elapsed = until_done(fixture, &sqs, &queue, &names, started) => elapsed,
+        status = child.wait() => bail!("{} exited: {status:?}", program.display()),
+    };
+    child.kill().await?;
+    elapsed
+}
+
+fn summary(sorted: &[Duration]) -> String {
+    format!(
+        "{:>8.2} ms (min {:.2}, max {:.2})",
+        millis(percentile(sorted, 0.5)),
+        millis(sorted[0]),
+        millis(sorted[sorted.len() - 1])
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let fixture = Fixture::start().await?;
-    cold_starts(&fixture, env_number("BENCH_COLD_STARTS", 5)).await?;
-    consumer_throughput(&fixture, env_number("BENCH_SUBMITS", 500)).await?;
+    let rounds = env_number("BENCH_ROUNDS", 3);
+    let warm = env_number("BENCH_WARM", 20);
+    let memory = env_number("BENCH_MEMORY_INVOCATIONS", 1000);
+    let submits = env_number("BENCH_SUBMITS", 1000);
+    let scratch = tempfile::tempdir()?;
+    let python = std::env::var("SPARK_GATEWAY_PEER_PYTHON").ok();
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "lambda,consumer".into());
+
+    let mut functions = vec![Function {
+        label: "job-requests (Rust)",
+        program: workspace_binary("job-requests")?,
+    }];
+    if let Some(python) = &python {
+        functions.push(Function {
+            label: "Python peer",
+            program: peer_program(python, "job_requests.py", scratch.path())?,
+        });
+    }
+    let mut results = Vec::new();
+    for function in functions.iter().filter(|_| parts.contains("lambda")) {
+        results.push(lambda_rounds(&fixture, function, rounds, warm, memory).await?);
+    }
+    if results.is_empty() {
+        println!("(Lambda part skipped)");
+    } else {
+        println!(
+            "\nLambda, {rounds} rounds of one cold start and {warm} warm single-message SQS submits each:"
+        );
+        let columns = [
+            "cold: exec -> first response",
+            "warm: per event, median",
+            "warm: p99",
+        ];
+        println!(
+            "{:<28} {:<36} {:<36} {:<36} peak RSS",
+            "", columns[0], columns[1], columns[2]
+        );
+        for (function, stats) in functions.iter().zip(&results) {
+            println!(
+                "{:<28} {:<36} {:<36} {:<36} {} MiB after {memory} warm",
+                function.label,
+                summary(&stats.cold),
+                summary(&stats.warm),
+                format!("{:.2} ms", millis(percentile(&stats.warm, 0.99))),
+                stats.peak_rss_kib / 1024
+            );
+        }
+        if let [ours, peer] = results.as_slice() {
+            let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+            println!(
+                "ratio (peer / ours): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, peak RSS {:.1}x",
+                ratio(percentile(&ours.cold, 0.5), percentile(&peer.cold, 0.5)),
+                ratio(percentile(&ours.warm, 0.5), percentile(&peer.warm, 0.5)),
+                ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
+                peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
+            );
+        }
+    }
+
+    if !parts.contains("consumer") {
+        fixture.cluster.shutdown().await;
+        return Ok(());
+    }
+    let ours = consumer_throughput(
+        &fixture,
+        &workspace_binary("spark-gateway-consumer")?,
+        &["--health-listen", "127.0.0.1:0"],
+        submits,
+    )
+    .await?;
+    let ours_rate = submits as f64 / ours.as_secs_f64();
+    println!(
+        "\nconsumer: {submits} submits from SQS to created SparkApplications, applied events acknowledged, messages deleted:"
+    );
+    println!("  spark-gateway-consumer   {ours:>10.2?} = {ours_rate:>7.1} submits/s");
+    if let Some(python) = &python {
+        let program = peer_program(python, "consumer.py", scratch.path())?;
+        let peer = consumer_throughput(&fixture, &program, &[], submits).await?;
+        let peer_rate = submits as f64 / peer.as_secs_f64();
+        println!("  Python peer consumer     {peer:>10.2?} = {peer_rate:>7.1} submits/s");
+        println!("  ratio (ours / peer): {:.1}x", ours_rate / peer_rate);
+    }
     fixture.cluster.shutdown().await;
     Ok(())
 }

@@ -38,6 +38,9 @@ async fn handle(handlers: &LiveHandlers, event: LambdaEvent<Value>) -> Result<Va
 async fn main() -> Result<(), Error> {
     spark_gateway_lambda::init_logging();
     let handlers = spark_gateway_lambda::live_handlers().await?;
+    // Overlaps the first event's set-up (Vault, cluster connection, Kafka metadata) with the runtime's
+    // first poll instead of doing it all after the event arrives.
+    handlers.warm_up();
     let handlers = &handlers;
     lambda_runtime::run(service_fn(move |event| handle(handlers, event))).await
 }

@@ -21,6 +21,8 @@ impl From<Failure> for Diagnostic {
 async fn main() -> Result<(), lambda_runtime::Error> {
     spark_gateway_lambda::init_logging();
     let handlers = spark_gateway_lambda::live_handlers().await?;
+    let warm = std::sync::Arc::clone(&handlers.gateway);
+    tokio::spawn(async move { warm.warm_up().await });
     let gateway = &*handlers.gateway;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Boxed: the gateway's future is deep enough to exceed the compiler's type-layout depth otherwise.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::QueueAttributeName;
 use kube_emulator::ErrorRule;
 use serde_json::json;
 use spark_gateway_consumer::sqs::SqsSource;
@@ -17,7 +16,7 @@ use spark_gateway_events::{
 };
 use spark_gateway_handlers::lambda_events::handle_sqs_event;
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
-use spark_gateway_harness::aws::{TestQueue, localstack_config};
+use spark_gateway_harness::aws::{TestQueue, localstack_config, queue_is_empty};
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic, produce, producer};
 use spark_gateway_harness::unique_name;
 use tokio::sync::watch;
@@ -102,19 +101,6 @@ pub(super) fn spawn_sqs_consumer(
         .await?)
     });
     (stop, task)
-}
-
-pub(super) async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    Ok(attributes.values().all(|count| count == "0"))
 }
 
 fn rejections(records: &[Record]) -> Vec<(Option<String>, RejectionReason)> {
@@ -516,6 +502,59 @@ async fn api_server_errors_become_batch_item_failures_and_succeed_on_redelivery(
     expected.sort();
     assert_eq!(names, expected);
     assert!(queue_is_empty(&sqs, &channels.queue.dlq_url).await?);
+    fixture.cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_event_cannot_be_published_is_not_acknowledged() -> Result<()> {
+    let fixture = Fixture::start().await?;
+    let sqs = sqs_client(&fixture).await?;
+    let channels = Channels::create(&fixture, &sqs).await?;
+    let request = with_scenario(seed_request()?, "stuck");
+    let event = sqs_event(&[(submit_message(&request), 1)]);
+
+    // A broker nobody listens on: the create succeeds, its RequestApplied cannot be published.
+    let mut unreachable = HandlerConfig {
+        gateway: fixture.gateway_config()?,
+        kafka_bootstrap: "127.0.0.1:1".into(),
+        events_topic: channels.events_topic.clone(),
+        dlq_url: Some(channels.queue.dlq_url.clone()),
+        dlq_topic: channels.dlq_topic.clone(),
+        max_deliveries: 5,
+        max_concurrency: 4,
+        max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    let handlers = LiveHandlers::with_aws(
+        unreachable.clone(),
+        &localstack_config(&fixture.world).await?,
+    )?;
+    let response =
+        handle_sqs_event(&handlers.processor, &event, &handlers.sqs_dead_letter, 4).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-0"], "the message must come back");
+    fixture
+        .wait_for_app(&request.application_name, true)
+        .await?;
+
+    // Redelivered with the broker back: a duplicate, announced once, and now acknowledged.
+    unreachable.kafka_bootstrap = fixture.world.kafka_bootstrap()?.to_string();
+    let handlers = LiveHandlers::with_aws(unreachable, &localstack_config(&fixture.world).await?)?;
+    let event = sqs_event(&[(submit_message(&request), 2)]);
+    let response =
+        handle_sqs_event(&handlers.processor, &event, &handlers.sqs_dead_letter, 4).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let records = TopicReader::new(fixture.world.kafka_bootstrap()?, &channels.events_topic)?
+        .read_until(Duration::from_secs(30), |r| !applied(r).is_empty())
+        .await?;
+    assert_eq!(
+        applied(&records),
+        [format!("applied/{}", request.request_id)]
+    );
     fixture.cluster.shutdown().await;
     Ok(())
 }

@@ -26,9 +26,9 @@ use tokio::sync::watch;
 mod corpus;
 
 use super::fixture::{Fixture, NAMESPACE, seed_request, with_scenario};
-use super::functions::{
-    Channels, handlers, queue_is_empty, spawn_sqs_consumer, sqs_client, sqs_event,
-};
+use spark_gateway_harness::aws::queue_is_empty;
+
+use super::functions::{Channels, handlers, spawn_sqs_consumer, sqs_client, sqs_event};
 
 /// One message read back from an SQS dead-letter queue.
 struct DeadLetter {

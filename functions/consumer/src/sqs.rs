@@ -136,23 +136,66 @@ async fn joined(
     })?
 }
 
-/// One long poll; `None` when `shutdown` turned true first.
+/// SQS's most messages per receive and per batch call.
+const SQS_BATCH: usize = 10;
+
+/// One long poll, topped up by two short polls when it came back full, so one batch of work holds up
+/// to 30 messages and shares its fixed costs (visibility, deletes) among them; `None` when `shutdown`
+/// turned true first.
 async fn receive(
     source: &SqsSource,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Vec<Message>>, SqsError> {
-    let receive = source
+    let mut messages = tokio::select! {
+        received = receive_once(source, source.wait_seconds) => received?,
+        _ = shutdown.changed() => return Ok(None),
+    };
+    if messages.len() == SQS_BATCH {
+        let (first, second) = tokio::join!(receive_once(source, 0), receive_once(source, 0));
+        for top_up in [first, second] {
+            match top_up {
+                Ok(more) => messages.extend(more),
+                // A failed top-up only makes this batch smaller.
+                Err(error) => tracing::debug!(%error, "SQS top-up receive failed"),
+            }
+        }
+    }
+    Ok(Some(messages))
+}
+
+async fn receive_once(source: &SqsSource, wait_seconds: i32) -> Result<Vec<Message>, SqsError> {
+    Ok(source
         .client
         .receive_message()
         .queue_url(&source.queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(source.wait_seconds)
+        .max_number_of_messages(SQS_BATCH as i32)
+        .wait_time_seconds(wait_seconds)
         .visibility_timeout(source.visibility_timeout.as_secs() as i32)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send();
-    tokio::select! {
-        received = receive => Ok(Some(received.map_err(sqs_error("ReceiveMessage"))?.messages.unwrap_or_default())),
-        _ = shutdown.changed() => Ok(None),
+        .send()
+        .await
+        .map_err(sqs_error("ReceiveMessage"))?
+        .messages
+        .unwrap_or_default())
+}
+
+/// Sets the visibility of `entries`, at most ten per call (SQS's batch limit).
+async fn change_visibility(
+    source: &SqsSource,
+    entries: Vec<ChangeMessageVisibilityBatchRequestEntry>,
+    purpose: &'static str,
+) {
+    for chunk in entries.chunks(SQS_BATCH) {
+        if let Err(error) = source
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&source.queue_url)
+            .set_entries(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), purpose, "could not change message visibility");
+        }
     }
 }
 
@@ -189,10 +232,7 @@ where
             outcomes = &mut work => break outcomes,
             _ = heartbeat.tick() => {
                 let entries = messages.iter().enumerate().map(|(i, m)| visibility_entry(i, m, source.visibility_timeout));
-                if let Err(error) = source.client.change_message_visibility_batch().queue_url(&source.queue_url)
-                    .set_entries(Some(entries.collect())).send().await {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not extend visibility");
-                }
+                change_visibility(source, entries.collect(), "extend while in flight").await;
             }
         }
     };
@@ -223,12 +263,12 @@ async fn finish(
         })
         .collect();
     let completed = finished.len() as u64;
-    if !finished.is_empty() {
+    for chunk in finished.chunks(SQS_BATCH) {
         source
             .client
             .delete_message_batch()
             .queue_url(&source.queue_url)
-            .set_entries(Some(finished))
+            .set_entries(Some(chunk.to_vec()))
             .send()
             .await
             .map_err(sqs_error("DeleteMessageBatch"))?;
@@ -242,17 +282,7 @@ async fn finish(
         .filter(|(_, (_, (_, is_final)))| !*is_final)
         .map(|(i, (message, (deliveries, _)))| visibility_entry(i, message, backoff(*deliveries)))
         .collect();
-    if !retries.is_empty()
-        && let Err(error) = source
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&source.queue_url)
-            .set_entries(Some(retries))
-            .send()
-            .await
-    {
-        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not schedule retries");
-    }
+    change_visibility(&source, retries, "schedule retries").await;
     Ok(completed)
 }
 

@@ -49,8 +49,8 @@ pub(super) async fn sqs_client(fixture: &Fixture) -> Result<aws_sdk_sqs::Client>
     ))
 }
 
-pub(super) async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<LiveHandlers> {
-    let config = HandlerConfig {
+fn handler_config(fixture: &Fixture, channels: &Channels) -> Result<HandlerConfig> {
+    Ok(HandlerConfig {
         gateway: fixture.gateway_config()?,
         kafka_bootstrap: fixture.world.kafka_bootstrap()?.to_string(),
         events_topic: channels.events_topic.clone(),
@@ -59,9 +59,12 @@ pub(super) async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<L
         max_deliveries: 5,
         max_concurrency: 4,
         max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
-    };
+    })
+}
+
+pub(super) async fn handlers(fixture: &Fixture, channels: &Channels) -> Result<LiveHandlers> {
     Ok(LiveHandlers::with_aws(
-        config,
+        handler_config(fixture, channels)?,
         &localstack_config(&fixture.world).await?,
     )?)
 }
@@ -515,20 +518,10 @@ async fn a_message_whose_event_cannot_be_published_is_not_acknowledged() -> Resu
     let event = sqs_event(&[(submit_message(&request), 1)]);
 
     // A broker nobody listens on: the create succeeds, its RequestApplied cannot be published.
-    let mut unreachable = HandlerConfig {
-        gateway: fixture.gateway_config()?,
-        kafka_bootstrap: "127.0.0.1:1".into(),
-        events_topic: channels.events_topic.clone(),
-        dlq_url: Some(channels.queue.dlq_url.clone()),
-        dlq_topic: channels.dlq_topic.clone(),
-        max_deliveries: 5,
-        max_concurrency: 4,
-        max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
-    };
-    let handlers = LiveHandlers::with_aws(
-        unreachable.clone(),
-        &localstack_config(&fixture.world).await?,
-    )?;
+    let mut config = handler_config(&fixture, &channels)?;
+    config.kafka_bootstrap = "127.0.0.1:1".into();
+    let handlers =
+        LiveHandlers::with_aws(config.clone(), &localstack_config(&fixture.world).await?)?;
     let response =
         handle_sqs_event(&handlers.processor, &event, &handlers.sqs_dead_letter, 4).await;
     let failed: Vec<&str> = response
@@ -542,8 +535,8 @@ async fn a_message_whose_event_cannot_be_published_is_not_acknowledged() -> Resu
         .await?;
 
     // Redelivered with the broker back: a duplicate, announced once, and now acknowledged.
-    unreachable.kafka_bootstrap = fixture.world.kafka_bootstrap()?.to_string();
-    let handlers = LiveHandlers::with_aws(unreachable, &localstack_config(&fixture.world).await?)?;
+    config.kafka_bootstrap = fixture.world.kafka_bootstrap()?.to_string();
+    let handlers = LiveHandlers::with_aws(config, &localstack_config(&fixture.world).await?)?;
     let event = sqs_event(&[(submit_message(&request), 2)]);
     let response =
         handle_sqs_event(&handlers.processor, &event, &handlers.sqs_dead_letter, 4).await;

@@ -57,7 +57,7 @@ const SERVICE_ACCOUNT_KEYS: [&str; 2] =
     [conf::DRIVER_SERVICE_ACCOUNT, conf::EXECUTOR_SERVICE_ACCOUNT];
 
 /// Keys that name an image, all checked against the image allow-list.
-const IMAGE_KEYS: [&str; 3] = [
+pub const IMAGE_KEYS: [&str; 3] = [
     conf::IMAGE,
     "spark.kubernetes.driver.container.image",
     "spark.kubernetes.executor.container.image",
@@ -315,6 +315,21 @@ impl Policy {
         found.0
     }
 
+    /// Whether an image reference is well-formed and allowed on this cluster.
+    pub fn allows_image(&self, image: &str) -> bool {
+        images::normalize(image).is_ok_and(|normalized| self.allows_normalized_image(&normalized))
+    }
+
+    fn allows_normalized_image(&self, normalized: &str) -> bool {
+        self.allow_any_image
+            || self
+                .allowed_image_prefixes
+                .iter()
+                .flatten()
+                .filter_map(|p| images::normalize_prefix(p).ok())
+                .any(|prefix| images::matches_prefix(normalized, &prefix))
+    }
+
     /// Whether `key` (in Spark's spelling) passes the allow-list and stays off the deny-list.
     pub fn allows_spark_conf_key(&self, key: &str) -> bool {
         let key = spark_conf::canonical(key);
@@ -513,12 +528,6 @@ impl Policy {
                 "an image is required (`image`, or spark.kubernetes.container.image)",
             );
         }
-        let prefixes: Vec<String> = self
-            .allowed_image_prefixes
-            .iter()
-            .flatten()
-            .filter_map(|p| images::normalize_prefix(p).ok())
-            .collect();
         for key in IMAGE_KEYS {
             let Some(image) = effective.get(key) else {
                 continue;
@@ -530,12 +539,8 @@ impl Policy {
                     "image_reference",
                     format!("{image:?} is not an image reference: {problem}"),
                 ),
-                Ok(_) if self.allow_any_image => {}
                 Ok(normalized) => {
-                    if !prefixes
-                        .iter()
-                        .any(|prefix| images::matches_prefix(&normalized, prefix))
-                    {
+                    if !self.allows_normalized_image(&normalized) {
                         found.add(
                             field,
                             "image_allow_list",

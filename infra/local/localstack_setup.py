@@ -1,9 +1,9 @@
 """Create-or-update the local world's AWS resources in LocalStack, in one process (the AWS CLI takes ~2 s a call).
 
 Run by infra/local/lib.sh with the LocalStack venv's Python (boto3 comes with localstack-core):
-    python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR
+    python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR LEDGER_BUCKET
 Creates the dead-letter queue, the request queue (visibility timeout 180 s, RedrivePolicy maxReceiveCount 5)
-and the Secrets Manager secret holding the AppRole credentials; writes the queue URLs to
+the Secrets Manager secret holding the AppRole credentials and the S3 bucket of the replay ledger; writes the queue URLs to
 STATE_DIR/request-queue-url and STATE_DIR/dlq-url.
 """
 
@@ -14,7 +14,7 @@ import sys
 import boto3
 
 
-def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir):
+def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledger_bucket):
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
@@ -45,6 +45,13 @@ def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir):
             SecretString=secret,
         )
         print(f"secret {secret_name}: created")
+
+    s3 = session.client("s3", endpoint_url=endpoint)
+    try:
+        s3.create_bucket(Bucket=ledger_bucket)
+        print(f"bucket {ledger_bucket}: created")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        print(f"bucket {ledger_bucket}: exists")
 
     state = pathlib.Path(state_dir)
     (state / "request-queue-url").write_text(url + "\n")

@@ -70,22 +70,12 @@ pub struct RunArgs {
     /// The cluster's name in events (the gateway's name for it).
     #[arg(long, env = "WATCHER_CLUSTER")]
     pub cluster: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
-    pub kafka_bootstrap_servers: String,
+    /// How to reach and authenticate to Kafka (`--kafka-*` / `KAFKA_*`, README: Kafka connection).
+    #[command(flatten)]
+    pub kafka: spark_gateway_kafka::args::KafkaArgs,
     /// The completion topic.
     #[arg(long, env = "WATCHER_TOPIC", default_value = "spark-gateway.events")]
     pub topic: String,
-    /// Extra librdkafka properties as KEY=VALUE (TLS, SASL), repeated or comma-separated. Values are
-    /// never logged. `enable.idempotence` and `acks` are fixed.
-    #[arg(
-        long = "kafka-property",
-        env = "WATCHER_KAFKA_PROPERTIES",
-        value_delimiter = ',',
-        value_parser = parse_property,
-        hide_env_values = true
-    )]
-    pub kafka_properties: Vec<(String, String)>,
     /// How long the producer retries one record before the watcher retries it (`message.timeout.ms`).
     #[arg(long, env = "WATCHER_DELIVERY_TIMEOUT_SECS", default_value_t = 60)]
     pub delivery_timeout_secs: u64,
@@ -124,15 +114,6 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 }
 
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.to_string()))
-        }
-        _ => Err("expected KEY=VALUE".to_string()),
-    }
-}
-
 impl RunArgs {
     /// The replica's identity: `--identity`/`POD_NAME`, else `<host name>-<process id>`.
     pub fn identity(&self) -> String {
@@ -168,13 +149,12 @@ impl RunArgs {
     }
 
     /// The producer settings.
-    pub fn kafka_settings(&self) -> KafkaSettings {
-        KafkaSettings {
-            bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+    pub fn kafka_settings(&self) -> Result<KafkaSettings, spark_gateway_kafka::KafkaConfigError> {
+        Ok(KafkaSettings {
+            connection: self.kafka.settings()?,
             topic: self.topic.clone(),
             delivery_timeout: Duration::from_secs(self.delivery_timeout_secs.max(1)),
-            properties: self.kafka_properties.clone(),
-        }
+        })
     }
 }
 
@@ -254,8 +234,16 @@ mod tests {
             "127.0.0.1:9092",
             "--namespace",
             "a,b",
+            "--kafka-security-protocol",
+            "sasl_ssl",
+            "--kafka-sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--kafka-sasl-username",
+            "watcher",
+            "--kafka-sasl-password",
+            "pw",
             "--kafka-property",
-            "security.protocol=SSL",
+            "client.rack=use1-az1",
             "--no-finalizer",
         ]);
         let Command::Run(args) = cli.command else {
@@ -264,9 +252,15 @@ mod tests {
         assert_eq!(args.cluster_args.namespaces, ["a", "b"]);
         assert_eq!(args.cluster_args.label_selector, DEFAULT_LABEL_SELECTOR);
         assert_eq!(args.topic, "spark-gateway.events");
+        let kafka = args
+            .kafka_settings()
+            .expect("valid Kafka settings")
+            .connection;
+        assert_eq!(kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(kafka.mechanism(), Some("SCRAM-SHA-512"));
         assert_eq!(
-            args.kafka_properties,
-            [("security.protocol".to_string(), "SSL".to_string())]
+            kafka.properties,
+            [("client.rack".to_string(), "use1-az1".to_string())]
         );
         let settings = args.watcher_settings();
         assert!(!settings.publisher.finalizer_enabled);
@@ -292,17 +286,26 @@ mod tests {
     }
 
     #[test]
-    fn malformed_kafka_properties_are_refused() {
-        let result = Cli::try_parse_from([
-            "spark-gateway-watcher",
-            "run",
-            "--cluster",
-            "dev",
-            "--kafka-bootstrap-servers",
-            "x",
-            "--kafka-property",
+    fn malformed_or_managed_kafka_properties_are_refused() {
+        for property in [
             "novalue",
-        ]);
-        assert!(result.is_err());
+            "acks=1",
+            "ssl.endpoint.identification.algorithm=none",
+        ] {
+            let cli = parse(&[
+                "spark-gateway-watcher",
+                "run",
+                "--cluster",
+                "dev",
+                "--kafka-bootstrap-servers",
+                "x",
+                "--kafka-property",
+                property,
+            ]);
+            let Command::Run(args) = cli.command else {
+                panic!("expected run")
+            };
+            assert!(args.kafka_settings().is_err(), "{property} was accepted");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The Kafka [`EventSink`]: an idempotent rdkafka producer with `acks=all`.
+//! The Kafka [`EventSink`]: the Kafka adapter's idempotent producer (`acks=all`), whatever the
+//! connection's security (TLS, SASL, MSK IAM: `spark_gateway_kafka`).
 //!
 //! Idempotence makes librdkafka's own retries safe (no duplicates, no reordering within a partition),
 //! and `acks=all` means "acknowledged" is "on every in-sync replica", the condition for moving the
@@ -7,77 +8,44 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use spark_gateway_kafka::{KafkaProducer, KafkaSetupError, ProducerProfile};
 
 use crate::envelope::OutgoingRecord;
 use crate::sink::{EventSink, SinkError};
 
-/// Producer settings the watcher insists on; `--kafka-property` may not change them.
-const FIXED_PROPERTIES: [(&str, &str); 2] = [("enable.idempotence", "true"), ("acks", "all")];
-
-/// How to reach the broker.
+/// Where events go and how long one may take.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub bootstrap_servers: String,
+    /// How to reach and authenticate to the brokers.
+    pub connection: spark_gateway_kafka::KafkaSettings,
     /// The completion topic.
     pub topic: String,
     /// `message.timeout.ms`: how long librdkafka keeps retrying one record before giving it back.
     pub delivery_timeout: Duration,
-    /// Further librdkafka properties (TLS, SASL); values may be secrets and are never logged.
-    pub properties: Vec<(String, String)>,
-}
-
-/// A Kafka setting that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaSetupError {
-    /// A property would weaken delivery guarantees.
-    #[error("the Kafka property {0} is fixed by the watcher (enable.idempotence=true, acks=all)")]
-    FixedProperty(String),
-    /// librdkafka refused the configuration.
-    #[error("cannot create the Kafka producer")]
-    Client(#[source] KafkaError),
-}
-
-impl KafkaSetupError {
-    /// Configuration errors do not go away by retrying.
-    pub fn is_transient(&self) -> bool {
-        false
-    }
 }
 
 /// Publishes to one topic.
 #[derive(Clone)]
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     topic: String,
 }
 
 impl KafkaSink {
-    /// Creates the producer (no connection is made until the first record or metadata request).
+    /// Creates the producer (no connection is made until the first record or metadata request). MSK
+    /// IAM tokens are signed with the AWS SDK's default credentials (the pod's web identity on EKS).
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaSetupError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("client.id", "spark-gateway-watcher")
-            .set(
-                "message.timeout.ms",
-                settings.delivery_timeout.as_millis().to_string(),
-            );
-        for (key, value) in &settings.properties {
-            if FIXED_PROPERTIES.iter().any(|(fixed, _)| fixed == key) {
-                return Err(KafkaSetupError::FixedProperty(key.clone()));
-            }
-            config.set(key, value);
-        }
-        for (key, value) in FIXED_PROPERTIES {
-            config.set(key, value);
-        }
-        let producer = config.create().map_err(KafkaSetupError::Client)?;
+        let producer = settings.connection.producer(
+            "spark-gateway-watcher",
+            ProducerProfile::Idempotent {
+                delivery_timeout: settings.delivery_timeout,
+            },
+            None,
+        )?;
         Ok(Self {
             producer,
             topic: settings.topic.clone(),
@@ -89,30 +57,15 @@ impl KafkaSink {
         &self.topic
     }
 
-    /// Asks the broker for the topic's metadata: the readiness check.
+    /// Asks the broker for the topic's metadata: the readiness check. Wrong credentials or an
+    /// untrusted certificate are named in the error.
     pub async fn check_topic(&self, timeout: Duration) -> Result<(), SinkError> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let metadata = producer.client().fetch_metadata(Some(&topic), timeout)?;
-            let known = metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if known {
-                Ok(())
-            } else {
-                Err(KafkaError::MetadataFetch(
-                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-                ))
-            }
-        })
-        .await
-        .unwrap_or(Err(KafkaError::Canceled));
-        result.map_err(|source| SinkError::Delivery {
-            event_id: format!("metadata of {}", self.topic),
-            source,
-        })
+        tokio::task::spawn_blocking(move || producer.check_topic(&topic, timeout))
+            .await
+            .map_err(|_| SinkError::Unavailable("the metadata request was cancelled".into()))?
+            .map_err(SinkError::Connect)
     }
 }
 
@@ -135,7 +88,12 @@ impl EventSink for KafkaSink {
         // The local queue being full is back-pressure, not failure: wait for room as long as a
         // delivery may take.
         let queue_timeout = Timeout::After(Duration::from_secs(30));
-        match self.producer.send(kafka_record, queue_timeout).await {
+        match self
+            .producer
+            .inner()
+            .send(kafka_record, queue_timeout)
+            .await
+        {
             Ok(_) => Ok(()),
             Err((source, _)) => Err(SinkError::Delivery {
                 event_id: record.event_id.clone(),
@@ -146,27 +104,9 @@ impl EventSink for KafkaSink {
 
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
+        tokio::task::spawn_blocking(move || producer.inner().flush(timeout))
             .await
             .unwrap_or(Err(KafkaError::Canceled))
             .map_err(SinkError::Flush)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delivery_guarantees_cannot_be_overridden() {
-        let settings = KafkaSettings {
-            bootstrap_servers: "127.0.0.1:1".into(),
-            topic: "t".into(),
-            delivery_timeout: Duration::from_secs(5),
-            properties: vec![("acks".into(), "1".into())],
-        };
-        assert!(
-            matches!(KafkaSink::new(&settings), Err(KafkaSetupError::FixedProperty(p)) if p == "acks")
-        );
     }
 }

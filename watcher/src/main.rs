@@ -62,7 +62,10 @@ async fn run(args: RunArgs) -> Result<()> {
         .client()
         .await
         .context("connecting to Kubernetes")?;
-    let sink = Arc::new(KafkaSink::new(&args.kafka_settings()).context("setting up Kafka")?);
+    let kafka = args
+        .kafka_settings()
+        .context("reading the Kafka settings")?;
+    let sink = Arc::new(KafkaSink::new(&kafka).context("setting up Kafka")?);
     let metrics = Metrics::new();
     let health = Arc::new(Health::default());
 

@@ -38,6 +38,9 @@ pub enum SinkError {
     /// Flushing did not finish.
     #[error("flushing the producer did not finish")]
     Flush(#[source] KafkaError),
+    /// The brokers refused the connection (credentials, certificate) or did not answer.
+    #[error(transparent)]
+    Connect(spark_gateway_kafka::ConnectError),
     /// A sink other than Kafka (a test fake) is unavailable.
     #[error("the event sink is unavailable: {0}")]
     Unavailable(String),
@@ -51,6 +54,7 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Delivery { source, .. } | Self::Flush(source) => kafka_error_is_transient(source),
+            Self::Connect(error) => error.is_transient(),
             Self::Unavailable(_) => true,
         }
     }

@@ -28,8 +28,8 @@ use spark_gateway_events::{
     ApplicationState, ApplicationStateChanged, CloudEvent, CompletionEvent, FailureReason, Outcome,
     decode_completion_event,
 };
-use spark_gateway_harness::LocalWorld;
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic};
+use spark_gateway_harness::{LocalWorld, WATCHER_ACCOUNT, deployed_rbac};
 use spark_gateway_watcher::envelope::OutgoingRecord;
 use spark_gateway_watcher::keys::{
     CHECKPOINT_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL,
@@ -46,9 +46,16 @@ use tokio::time::Instant;
 
 use ApplicationState::*;
 
+/// Operator 0.5.0's failure paths and multi-state writes, scripted by the simulator.
+mod operator_paths;
+/// The realistic watch preset: compactions, 410s and dropped watches with 500 applications.
+mod realistic;
+
 const NAMESPACE: &str = "spark-jobs";
 const CLUSTER: &str = "it";
 const LEASE: &str = "spark-gateway-watcher";
+/// The watcher's own namespace, where `infra/k8s/base/rbac.yaml` lets it hold its Lease.
+const LEASE_NAMESPACE: &str = WATCHER_ACCOUNT.0;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const OPERATOR_FINALIZER: &str = operator_sim::FINALIZER;
 /// Upper bound of every wait; lifecycles here take a few seconds.
@@ -61,7 +68,11 @@ const WAIT: Duration = Duration::from_secs(120);
 /// An emulated cluster with the operator simulator running against it.
 struct Cluster {
     emulator: RunningEmulator,
+    /// The admin client: the test's own setup and checks, and the operator simulator.
     client: Client,
+    /// The watcher's ServiceAccount token: exactly what the deployed RBAC grants it.
+    watcher_token: String,
+    watcher_client: Client,
     apps: Api<DynamicObject>,
     simulator_stop: Option<oneshot::Sender<()>>,
     simulator: JoinHandle<operator_sim::Result<()>>,
@@ -69,16 +80,28 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
+        Self::start_with(EmulatorConfig::for_tests()).await
+    }
+
+    /// Like [`Cluster::start`] with an emulator configured by the caller (namespace added here).
+    async fn start_with(config: EmulatorConfig) -> Self {
         spark_gateway_harness::init_tracing();
-        let emulator = kube_emulator::start(EmulatorConfig::for_tests().with_namespace(NAMESPACE))
+        let config = deployed_rbac().into_iter().fold(
+            config
+                .with_namespace(NAMESPACE)
+                .with_namespace(LEASE_NAMESPACE),
+            EmulatorConfig::with_rbac_manifest,
+        );
+        let emulator = kube_emulator::start(config)
             .await
             .expect("the Kubernetes emulator starts");
-        let kubeconfig = Kubeconfig::from_yaml(&emulator.kubeconfig_yaml(&emulator.token()))
-            .expect("kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig usable");
-        let client = Client::try_from(config).expect("client");
+        let client = client_with(&emulator, &emulator.token()).await;
+        let watcher_token = kube_emulator::random_token();
+        let (namespace, name) = WATCHER_ACCOUNT;
+        emulator
+            .control()
+            .add_service_account_token(&watcher_token, namespace, name);
+        let watcher_client = client_with(&emulator, &watcher_token).await;
         let apps = Api::namespaced_with(client.clone(), NAMESPACE, &operator_sim::api_resource());
 
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -111,6 +134,8 @@ impl Cluster {
         Self {
             emulator,
             client,
+            watcher_token,
+            watcher_client,
             apps,
             simulator_stop: Some(stop_tx),
             simulator,
@@ -184,7 +209,7 @@ impl Cluster {
     }
 
     async fn lease_holder(&self) -> Option<String> {
-        let leases: Api<Lease> = Api::namespaced(self.client.clone(), "default");
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
         leases
             .get_opt(LEASE)
             .await
@@ -195,10 +220,18 @@ impl Cluster {
 
     fn kubeconfig_file(&self, dir: &tempfile::TempDir) -> PathBuf {
         let path = dir.path().join("kubeconfig");
-        std::fs::write(&path, self.emulator.kubeconfig_yaml(&self.emulator.token()))
+        std::fs::write(&path, self.emulator.kubeconfig_yaml(&self.watcher_token))
             .expect("write kubeconfig");
         path
     }
+}
+
+async fn client_with(emulator: &RunningEmulator, token: &str) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&emulator.kubeconfig_yaml(token)).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig usable");
+    Client::try_from(config).expect("client")
 }
 
 fn current_state(object: &DynamicObject) -> Option<String> {
@@ -264,10 +297,9 @@ async fn new_topic(bootstrap: &str) -> String {
 
 fn kafka_sink(bootstrap: &str, topic: &str) -> KafkaSink {
     KafkaSink::new(&KafkaSettings {
-        bootstrap_servers: bootstrap.to_string(),
+        connection: spark_gateway_kafka::KafkaSettings::plaintext(bootstrap),
         topic: topic.to_string(),
         delivery_timeout: Duration::from_secs(30),
-        properties: Vec::new(),
     })
     .expect("a Kafka producer")
 }
@@ -300,7 +332,7 @@ impl Watcher {
             },
             lease: LeaseSettings {
                 name: LEASE.to_string(),
-                namespace: "default".to_string(),
+                namespace: LEASE_NAMESPACE.to_string(),
                 identity: identity.to_string(),
                 lease_duration: Duration::from_secs(3),
                 renew_interval: Duration::from_secs(1),
@@ -310,7 +342,7 @@ impl Watcher {
         let metrics = Metrics::new();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(spark_gateway_watcher::run(
-            cluster.client.clone(),
+            cluster.watcher_client.clone(),
             Arc::new(sink),
             settings,
             metrics.clone(),
@@ -453,6 +485,15 @@ fn lifecycle(scenario: &str) -> Vec<(u64, u64, ApplicationState)> {
     }
 }
 
+/// Tolerations for `scenario`: `restart-then-success` restarts only under a restart policy (the
+/// operator's default is `Never`).
+fn restart_policy_for(scenario: &str) -> Value {
+    match scenario {
+        "restart-then-success" => json!({"restartConfig": {"restartPolicy": "OnFailure"}}),
+        _ => json!({}),
+    }
+}
+
 /// Checks one application's events: every expected id, in history order (first occurrences), all
 /// keyed by the uid with the CloudEvents headers, the outcome on the last one only. With
 /// `exactly_once` no id may appear twice.
@@ -589,7 +630,11 @@ async fn lifecycles_arrive_in_order_once_per_id_with_the_right_outcome() {
     ];
     let mut uids = Vec::new();
     for (name, scenario, _) in &cases {
-        uids.push(cluster.create(name, scenario, 150, json!({})).await);
+        uids.push(
+            cluster
+                .create(name, scenario, 150, restart_policy_for(scenario))
+                .await,
+        );
     }
     let reader = TopicReader::new(&bootstrap, &topic).expect("a consumer");
     let expected: Vec<(&str, usize)> = cases
@@ -887,7 +932,12 @@ async fn failing_publishes_are_retried_in_order_and_no_finalizer_mode_adds_none(
     let watcher = Watcher::start(&cluster, sink.clone(), "flaky", false);
     let ok = cluster.create("flaky-ok", "success", 200, json!({})).await;
     let retried = cluster
-        .create("flaky-retried", "restart-then-success", 200, json!({}))
+        .create(
+            "flaky-retried",
+            "restart-then-success",
+            200,
+            restart_policy_for("restart-then-success"),
+        )
         .await;
 
     eventually("two events through the flaky sink", async || {
@@ -966,7 +1016,7 @@ async fn the_binary_serves_operations_endpoints_and_remove_finalizers_strips_onl
             "--topic",
             &topic,
             "--lease-namespace",
-            "default",
+            LEASE_NAMESPACE,
             "--identity",
             "binary",
         ])
@@ -1190,4 +1240,62 @@ impl Drop for OwnBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The watcher binary configured only by the `KAFKA_*` variables of an authenticated deployment: TLS
+/// with the local CA and SASL/SCRAM-SHA-256 against the local world's secure broker. Every event of an
+/// application arrives there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_publishes_over_tls_with_scram() {
+    let world = LocalWorld::from_env().expect("the local world");
+    let kafka = world
+        .secure_kafka("SCRAM-SHA-256")
+        .expect("secure settings");
+    let topic = spark_gateway_harness::kafka::create_topic_with(&kafka, "watcher-secure", 1)
+        .await
+        .expect("a topic on the secure broker");
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = cluster.kubeconfig_file(&dir);
+    let listen = free_address();
+    let log = dir.path().join("watcher.log");
+    let _service = tokio::process::Command::new(env!("CARGO_BIN_EXE_spark-gateway-watcher"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--namespace",
+            NAMESPACE,
+            "--cluster",
+            CLUSTER,
+            "--topic",
+            &topic,
+        ])
+        .args(["--lease-namespace", LEASE_NAMESPACE, "--identity", "secure"])
+        .args(["--listen", &listen.to_string(), "--no-finalizer"])
+        .envs(world.secure_kafka_vars("SCRAM-SHA-256").expect("variables"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the watcher binary starts");
+    eventually(
+        "/readyz (the secure broker accepted the credentials)",
+        async || (http_get(listen, "/readyz").await?.0 == 200).then_some(()),
+    )
+    .await;
+    let uid = cluster
+        .create("secure-run", "success", 100, json!({}))
+        .await;
+    let reader = TopicReader::with_settings(&kafka, &topic).expect("a consumer");
+    let events = read_until_complete(&reader, &[(&uid, 7)]).await;
+    assert!(events.iter().all(|p| p.event.data.uid == uid));
+    assert!(
+        events
+            .last()
+            .is_some_and(|p| p.event.data.outcome == Some(Outcome::Succeeded)),
+        "logs:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    cluster.shutdown().await;
 }

@@ -14,12 +14,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use spark_gateway_events::{
     CompletionEvent, DeleteJobRequest, GetJobStatusRequest, JobRequest, Outcome, RequestId,
     SubmitJobRequest, decode, decode_completion_event,
 };
+use spark_gateway_kafka::args::KafkaArgs;
+use spark_gateway_kafka::{KafkaContext, KafkaSettings, ProducerProfile};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +31,9 @@ use spark_gateway_events::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How to reach Kafka (flags before the subcommand, or the KAFKA_* variables).
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -111,7 +116,13 @@ fn events_topic() -> String {
     std::env::var("SPARK_GATEWAY_EVENTS_TOPIC").unwrap_or_else(|_| "spark-gateway.events".into())
 }
 
-async fn send(via: Transport, key: &str, body: &str) -> Result<String> {
+fn kafka_settings(kafka: &KafkaArgs) -> Result<KafkaSettings> {
+    kafka.settings().context(
+        "the Kafka settings (for the local world: source infra/local/run/env; README: Kafka connection)",
+    )
+}
+
+async fn send(via: Transport, kafka: &KafkaArgs, key: &str, body: &str) -> Result<String> {
     match via {
         Transport::Sqs => {
             spark_gateway::install_crypto_provider();
@@ -130,35 +141,43 @@ async fn send(via: Transport, key: &str, body: &str) -> Result<String> {
         }
         Transport::Kafka => {
             let topic = env("SPARK_GATEWAY_REQUEST_TOPIC")?;
-            let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
-                .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS")?)
-                .set("enable.idempotence", "true")
-                .create()?;
+            let producer = kafka_settings(kafka)?.producer(
+                "spark-gateway-cli",
+                ProducerProfile::AwaitEachSend {
+                    delivery_timeout: Duration::from_secs(10),
+                },
+                None,
+            )?;
             let record = rdkafka::producer::FutureRecord::to(&topic)
                 .key(key)
                 .payload(body);
             let (partition, offset) = producer
+                .inner()
                 .send(record, Duration::from_secs(10))
                 .await
                 .map(|d| (d.partition, d.offset))
-                .map_err(|(e, _)| e)?;
+                .map_err(|(error, _)| producer.explain(error))?;
             Ok(format!("Kafka record {topic}/{partition}/{offset}"))
         }
     }
 }
 
+/// A consumer of the completion topic's partitions.
+type Reader = BaseConsumer<KafkaContext>;
+
 /// A consumer positioned at the current end of the completion topic, so nothing published after this
 /// point is missed (however long the broker takes to assign a group).
-fn completion_reader(from_beginning: bool) -> Result<BaseConsumer> {
+fn completion_reader(kafka: &KafkaArgs, from_beginning: bool) -> Result<Reader> {
     let topic = events_topic();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS")?)
-        .set(
-            "group.id",
-            format!("spark-gateway-cli-{}", uuid::Uuid::new_v4()),
-        )
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let settings = kafka_settings(kafka)?;
+    let consumer = settings.reader(&format!("spark-gateway-cli-{}", uuid::Uuid::new_v4()))?;
+    spark_gateway_kafka::check_topic(
+        consumer.client(),
+        consumer.context().failures(),
+        &settings,
+        &topic,
+        Duration::from_secs(10),
+    )?;
     let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
     let partitions = metadata
         .topics()
@@ -241,7 +260,7 @@ fn describe(event: &CompletionEvent) -> String {
 }
 
 /// Prints the events of `request_id` until its terminal one; the exit status says how it ended.
-fn wait_for(consumer: &BaseConsumer, request_id: &str, timeout: Duration) -> Result<i32> {
+fn wait_for(consumer: &Reader, request_id: &str, timeout: Duration) -> Result<i32> {
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
@@ -304,7 +323,9 @@ async fn gateway_status(request: &GetJobStatusRequest) -> Result<Option<Value>> 
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let code = match Cli::parse().command {
+    let cli = Cli::parse();
+    let kafka = &cli.kafka;
+    let code = match cli.command {
         Command::Submit {
             file,
             request_id,
@@ -320,14 +341,14 @@ async fn main() -> Result<()> {
             let request_id = request.request_id.to_string();
             let key = format!("{}/{}", request.namespace, request.application_name);
             let reader = if wait {
-                Some(completion_reader(false)?)
+                Some(completion_reader(kafka, false)?)
             } else {
                 None
             };
             let body = serde_json::to_string(&JobRequest::Submit(Box::new(request)))?;
             println!(
                 "submitted request {request_id} for {key} as {}",
-                send(via, &key, &body).await?
+                send(via, kafka, &key, &body).await?
             );
             match reader {
                 Some(reader) => tokio::task::block_in_place(|| {
@@ -357,7 +378,7 @@ async fn main() -> Result<()> {
             println!(
                 "delete request {} for {namespace}/{name} as {}",
                 request.request_id,
-                send(via, &format!("{namespace}/{name}"), &body).await?
+                send(via, kafka, &format!("{namespace}/{name}"), &body).await?
             );
             if wait {
                 let query = GetJobStatusRequest {
@@ -398,7 +419,7 @@ async fn main() -> Result<()> {
             }
         }
         Command::Follow { from_beginning } => {
-            let reader = completion_reader(from_beginning)?;
+            let reader = completion_reader(kafka, from_beginning)?;
             tokio::task::block_in_place(|| -> Result<i32> {
                 loop {
                     if let Some(message) = reader.poll(Duration::from_millis(500)) {

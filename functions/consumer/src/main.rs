@@ -61,8 +61,14 @@ async fn main() -> Result<()> {
     }
     let config = HandlerConfig::from_env().context("reading configuration")?;
     let max_deliveries = config.max_deliveries;
-    let bootstrap = config.kafka_bootstrap.clone();
-    let handlers = Arc::new(LiveHandlers::new(config).await?);
+    let handlers = Arc::new(LiveHandlers::new(config.clone()).await?);
+    // Wrong credentials or certificates stop the consumer here, by name, before it takes any request.
+    handlers
+        .processor
+        .publisher()
+        .check(Duration::from_secs(10))
+        .await
+        .context("checking the completion topic")?;
     let (stop, shutdown) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(health::serve(
@@ -93,7 +99,12 @@ async fn main() -> Result<()> {
         });
     }
     if let Some(topic) = args.kafka_topic.clone() {
-        let consumer = kafka::consumer(&bootstrap, &args.kafka_group, &topic)?;
+        let consumer = kafka::consumer(
+            &config.kafka,
+            &args.kafka_group,
+            &topic,
+            spark_gateway::aws_sdk_config().await.credentials_provider(),
+        )?;
         let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
         tasks.spawn(async move {
             let done = kafka::run(

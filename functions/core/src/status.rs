@@ -8,6 +8,7 @@ use serde_json::Value;
 use spark_gateway_events::{ApplicationState, GetJobStatusResponse, Outcome, StateTransition};
 
 use crate::labels::REQUEST_ID_LABEL;
+use crate::names::driver_pod_name;
 
 /// The object does not look like a SparkApplication written by the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +107,8 @@ pub fn job_status(app: &Value, cluster: &str) -> Result<GetJobStatusResponse, St
     let text =
         |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
     let name = text(metadata, "name").ok_or(StatusError::Missing("metadata.name"))?;
+    let namespace =
+        text(metadata, "namespace").ok_or(StatusError::Missing("metadata.namespace"))?;
     let status = app.get("status");
     let history = parse_history(status.and_then(|s| s.get("stateTransitionHistory")))?;
     let current = match status.and_then(|s| s.get("currentState")) {
@@ -121,14 +124,16 @@ pub fn job_status(app: &Value, cluster: &str) -> Result<GetJobStatusResponse, St
         None => (None, None, None),
     };
     Ok(GetJobStatusResponse {
-        namespace: text(metadata, "namespace").ok_or(StatusError::Missing("metadata.namespace"))?,
+        // Named from the attempt the status is on; a state before the operator's first write has
+        // no driver yet.
+        driver_pod_name: state.map(|_| driver_pod_name(&namespace, &name, attempt)),
+        namespace,
         cluster: cluster.to_string(),
         uid: text(metadata, "uid").ok_or(StatusError::Missing("metadata.uid"))?,
         request_id: metadata
             .pointer(&format!("/labels/{}", REQUEST_ID_LABEL.replace('/', "~1")))
             .and_then(Value::as_str)
             .map(str::to_string),
-        driver_pod_name: state.map(|_| format!("{name}-{attempt}-driver")),
         created_at: text(metadata, "creationTimestamp").and_then(|t| t.parse().ok()),
         state,
         outcome,

@@ -365,6 +365,22 @@ fn settings_that_escape_the_platform_are_refused() {
 }
 
 #[test]
+fn settings_that_rename_the_driver_are_refused() {
+    // Operator 0.5.0 keeps a request's `spark.app.id` (`setIfMissing`) and uses it as the prefix of
+    // every resource: every attempt, and every application given the same id, would collide on one
+    // driver pod. `spark.kubernetes.driver.pod.name` overrides the pod name outright.
+    for key in ["spark.app.id", "spark.kubernetes.driver.pod.name"] {
+        let mut r = seed_pi_test();
+        r.spark_conf.insert(key.into(), "pi-test-0".into());
+        assert_eq!(
+            single(&r),
+            pair(&format!("spark_conf.{key}"), "forbidden_spark_conf"),
+            "{key}"
+        );
+    }
+}
+
+#[test]
 fn main_resource_follows_the_application_type() {
     let mut r = seed_pi_test();
     r.py_files.clear();
@@ -545,6 +561,20 @@ fn history_is_ordered_numerically_not_textually() {
     assert_eq!(indexes, (0..12).collect::<Vec<_>>());
     assert_eq!(status.attempt, 1);
     assert_eq!(status.driver_pod_name.as_deref(), Some("pi-test-1-driver"));
+}
+
+#[test]
+fn driver_pod_name_of_a_long_application_is_the_operators_hashed_id() {
+    // `<name>-<attempt>` over 46 characters: operator 0.5.0 names the driver after the hashed app id
+    // (value computed with the operator's algorithm on the JDK; see `names::spark_app_id`).
+    let mut app = app_with_history(&["Submitted", "DriverRequested"], 1);
+    app["metadata"]["name"] = json!("nightly-customer-churn-feature-engineering-pipeline");
+    app["metadata"]["namespace"] = json!("sjns-data-control");
+    let status = job_status(&app, "dev").unwrap();
+    assert_eq!(
+        status.driver_pod_name.as_deref(),
+        Some("nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw-driver")
+    );
 }
 
 #[test]

@@ -2,13 +2,20 @@
 //! run one after another in their original order; different keys run concurrently up to a bound. After a
 //! message must be retried, later messages with its key are not attempted, so a delete can never overtake
 //! the submit it follows.
+//!
+//! Kafka records go through [`process_partitions`] instead: the same per-partition order, with the
+//! replay ledger consulted and kept (see [`crate::replay`]) so that a replayed batch never undoes what
+//! a later record of it already did.
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
 
+use spark_gateway_events::MessageOrigin;
+
 use crate::message::InboundMessage;
 use crate::processor::{Operations, Outcome, Processor};
+use crate::replay::{Partition, PositionLedger, ReplayGuard, Step};
 use crate::sinks::{DeadLetterSink, EventPublisher};
 
 /// Outcome of a message not attempted because an earlier one with the same key must be retried first.
@@ -57,4 +64,154 @@ where
         .into_iter()
         .map(|o| o.expect("every message has an outcome"))
         .collect()
+}
+
+fn kafka_position(message: &InboundMessage) -> Option<(Partition, i64)> {
+    match &message.origin {
+        MessageOrigin::Kafka {
+            topic,
+            partition,
+            offset,
+        } => Some((
+            Partition {
+                topic: topic.clone(),
+                partition: *partition,
+            },
+            *offset,
+        )),
+        _ => None,
+    }
+}
+
+/// Processes Kafka records, returning one outcome per record in input order: partitions run
+/// concurrently (up to `max_concurrency`), each in offset order, stopping at its first record that must
+/// be retried. Each partition's ledger entry is read first (records it covers end as
+/// [`Outcome::Replayed`]); a record whose application an earlier record of the partition changed waits
+/// until that one is recorded; and when a partition must be retried, what it finished is recorded so the
+/// replay skips it. A ledger that cannot be read or written makes the records it guards retries: never
+/// applied without it.
+pub async fn process_partitions<O, P, D, L>(
+    processor: &Processor<O, P>,
+    messages: &[InboundMessage],
+    ledger: &L,
+    dead_letters: &D,
+    max_concurrency: usize,
+) -> Vec<Outcome>
+where
+    O: Operations,
+    P: EventPublisher,
+    D: DeadLetterSink,
+    L: PositionLedger,
+{
+    let mut groups: BTreeMap<Option<Partition>, Vec<usize>> = BTreeMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        groups
+            .entry(kafka_position(message).map(|(p, _)| p))
+            .or_default()
+            .push(index);
+    }
+    let results: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(groups)
+        .map(|(partition, indexes)| async move {
+            let Some(partition) = partition else {
+                // Not Kafka records: no positions to guard; order and hold-back as for any batch.
+                let mut outcomes = Vec::with_capacity(indexes.len());
+                let mut blocked = false;
+                for index in indexes {
+                    let outcome = if blocked {
+                        Outcome::Retry(HELD_BACK.to_string())
+                    } else {
+                        processor.process(&messages[index], dead_letters).await
+                    };
+                    blocked |= !outcome.is_final();
+                    outcomes.push((index, outcome));
+                }
+                return outcomes;
+            };
+            process_partition(
+                processor,
+                messages,
+                &partition,
+                indexes,
+                ledger,
+                dead_letters,
+            )
+            .await
+        })
+        .buffer_unordered(max_concurrency.max(1))
+        .collect()
+        .await;
+    let mut ordered: Vec<Option<Outcome>> = vec![None; messages.len()];
+    for (index, outcome) in results.into_iter().flatten() {
+        ordered[index] = Some(outcome);
+    }
+    ordered
+        .into_iter()
+        .map(|o| o.expect("every message has an outcome"))
+        .collect()
+}
+
+async fn process_partition<O, P, D, L>(
+    processor: &Processor<O, P>,
+    messages: &[InboundMessage],
+    partition: &Partition,
+    indexes: Vec<usize>,
+    ledger: &L,
+    dead_letters: &D,
+) -> Vec<(usize, Outcome)>
+where
+    O: Operations,
+    P: EventPublisher,
+    D: DeadLetterSink,
+    L: PositionLedger,
+{
+    let done_through = match ledger.done_through(partition).await {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::warn!(%error, topic = partition.topic, partition = partition.partition,
+                "cannot read the replay ledger; the partition's records will be delivered again");
+            let reason = error.to_string();
+            return indexes
+                .into_iter()
+                .map(|i| (i, Outcome::Retry(reason.clone())))
+                .collect();
+        }
+    };
+    let mut guard = ReplayGuard::new(done_through);
+    let mut outcomes = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let message = &messages[index];
+        let offset = kafka_position(message).map_or(0, |(_, offset)| offset);
+        let application = message.ordering_key();
+        let outcome = match guard.next(offset, &application) {
+            Step::Skip => {
+                tracing::info!(origin = %message.origin.locator(),
+                    "an earlier delivery already took this record to its outcome; not applied again");
+                outcomes.push((index, Outcome::Replayed));
+                continue;
+            }
+            Step::HoldBack => Outcome::Retry(HELD_BACK.to_string()),
+            Step::Apply => processor.process(message, dead_letters).await,
+            Step::RecordThenApply { through } => match ledger.record(partition, through).await {
+                Ok(()) => {
+                    guard.recorded(through);
+                    processor.process(message, dead_letters).await
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot record finished records in the replay ledger; \
+                        a later request for their application waits");
+                    Outcome::Retry(error.to_string())
+                }
+            },
+        };
+        guard.completed(offset, &application, outcome.is_final());
+        outcomes.push((index, outcome));
+    }
+    if let Some(through) = guard.to_record_before_replay() {
+        // Without it the replay re-applies the finished records: harmless unless one of them is followed
+        // by a later change of its application, which was recorded before that change was applied.
+        if let Err(error) = ledger.record(partition, through).await {
+            tracing::warn!(%error, "cannot record finished records before the replay; it will apply them again");
+        }
+    }
+    outcomes
 }

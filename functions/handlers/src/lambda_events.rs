@@ -8,9 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use spark_gateway_events::MessageOrigin;
 
-use crate::batch::process_batch;
+use crate::batch::{process_batch, process_partitions};
 use crate::message::InboundMessage;
 use crate::processor::{Operations, Outcome, Processor};
+use crate::replay::PositionLedger;
 use crate::sinks::{DeadLetterSink, EventPublisher};
 
 /// SQS records as messages, paired with their message ids.
@@ -139,11 +140,13 @@ pub struct KafkaBatchFailed {
 }
 
 /// Handles a Kafka event; partitions run concurrently, each in order, and a partition stops at its first
-/// record that must be retried. Records already applied are safe to replay: a repeated submit is a
-/// duplicate and a repeated delete finds nothing to delete.
-pub async fn handle_kafka_event<O, P, D>(
+/// record that must be retried. Lambda then replays the batch (whole, or bisected); `ledger` makes
+/// that replay skip what this invocation finished (see [`crate::replay`]), so it never undoes a later
+/// record, e.g. re-creates an application a later record of the batch deleted.
+pub async fn handle_kafka_event<O, P, D, L>(
     processor: &Processor<O, P>,
     messages: &[InboundMessage],
+    ledger: &L,
     dead_letters: &D,
     max_concurrency: usize,
 ) -> Result<usize, KafkaBatchFailed>
@@ -151,15 +154,10 @@ where
     O: Operations,
     P: EventPublisher,
     D: DeadLetterSink,
+    L: PositionLedger,
 {
-    let outcomes = process_batch(
-        processor,
-        messages,
-        partition_key,
-        dead_letters,
-        max_concurrency,
-    )
-    .await;
+    let outcomes =
+        process_partitions(processor, messages, ledger, dead_letters, max_concurrency).await;
     let retries: Vec<&Outcome> = outcomes.iter().filter(|o| !o.is_final()).collect();
     match retries.first() {
         None => Ok(outcomes.len()),

@@ -6,6 +6,8 @@
 //!   published as `RequestApplied`), rejected (`RequestRejected` published, copy dead-lettered) or retry.
 //! - [`batch`]: many messages with per-application (or per-partition) order and bounded concurrency.
 //! - [`lambda_events`]: SQS and Kafka Lambda events in, partial-batch responses out.
+//! - [`replay`]: replays never undo later requests: the per-partition rule and its ledger (S3, or the
+//!   consumer group's committed offsets).
 //! - [`status`]: the status function for direct invocations and function URLs.
 //! - [`live`]: the handlers wired to the real gateway, Kafka and SQS from the environment.
 //! - [`sinks`]: the completion topic and dead-letter queue/topic, behind narrow traits.
@@ -22,6 +24,7 @@ pub mod lambda_events;
 pub mod live;
 pub mod message;
 pub mod processor;
+pub mod replay;
 pub mod sinks;
 pub mod status;
 

@@ -3,7 +3,9 @@
 //! the same code with the same settings.
 //!
 //! # Environment (besides the gateway's, see `spark_gateway::config`)
-//! - `KAFKA_BOOTSTRAP_SERVERS`: the Kafka cluster of the completion and dead-letter topics.
+//! - `KAFKA_BOOTSTRAP_SERVERS` and the other `KAFKA_*` settings of `spark_gateway_kafka` (TLS, SASL,
+//!   MSK IAM): the Kafka cluster of the completion and dead-letter topics. `KAFKA_SASL_SECRET_ID` names a
+//!   Secrets Manager secret `{"username", "password"}` read at start instead of `KAFKA_SASL_PASSWORD`.
 //! - `SPARK_GATEWAY_EVENTS_TOPIC` (default `spark-gateway.events`): the completion topic.
 //! - `SPARK_GATEWAY_DLQ_URL`: the SQS dead-letter queue for refused SQS messages.
 //! - `SPARK_GATEWAY_DLQ_TOPIC` (default `spark-gateway.requests.dlq`): the dead-letter topic for refused
@@ -12,6 +14,10 @@
 //!   `retries_exhausted` rejection; keep it equal to the queue's `maxReceiveCount`.
 //! - `SPARK_GATEWAY_MAX_CONCURRENCY` (default 8): applications processed at once per batch.
 //! - `SPARK_GATEWAY_MAX_MESSAGE_BYTES` (default 262144): larger request messages are rejected unread.
+//! - `SPARK_GATEWAY_REPLAY_LEDGER_BUCKET`: the S3 bucket of the Lambda function's replay ledger (see
+//!   [`crate::replay`]); without it a replayed Kafka batch re-applies what it carries.
+//! - `SPARK_GATEWAY_REPLAY_LEDGER_PREFIX` (default `kafka/<AWS_LAMBDA_FUNCTION_NAME>/`, or
+//!   `kafka/spark-gateway/` outside Lambda): where in it; one per reader of a topic.
 
 use std::sync::Arc;
 
@@ -19,15 +25,19 @@ use spark_gateway::{ConfigError, GatewayConfig, LiveGateway, live_gateway};
 use spark_gateway_events::{DEFAULT_MAX_MESSAGE_BYTES, DecodeLimits};
 
 use crate::processor::Processor;
+use crate::replay::S3PositionLedger;
 use crate::sinks::{KafkaDeadLetter, KafkaEventPublisher, SqsDeadLetter, kafka_producer};
+use spark_gateway_kafka::{KafkaSettings, KafkaSetupError};
 
 /// Settings of the request handlers.
 #[derive(Debug, Clone)]
 pub struct HandlerConfig {
     /// The gateway's own settings.
     pub gateway: GatewayConfig,
-    /// Kafka bootstrap servers.
-    pub kafka_bootstrap: String,
+    /// How to reach and authenticate to Kafka.
+    pub kafka: KafkaSettings,
+    /// A Secrets Manager secret with the SASL user and password, read by [`LiveHandlers::new`].
+    pub kafka_sasl_secret_id: Option<String>,
     /// The completion topic.
     pub events_topic: String,
     /// The SQS dead-letter queue.
@@ -40,6 +50,17 @@ pub struct HandlerConfig {
     pub max_concurrency: usize,
     /// See the module docs.
     pub max_message_bytes: usize,
+    /// Where the Lambda function's replay ledger is kept, when it is.
+    pub replay_ledger: Option<ReplayLedgerConfig>,
+}
+
+/// The replay ledger's place in S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayLedgerConfig {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix, ending in `/`.
+    pub prefix: String,
 }
 
 impl HandlerConfig {
@@ -56,8 +77,11 @@ impl HandlerConfig {
         };
         Ok(Self {
             gateway: GatewayConfig::from_env()?,
-            kafka_bootstrap: var("KAFKA_BOOTSTRAP_SERVERS")
-                .ok_or(ConfigError::Missing("KAFKA_BOOTSTRAP_SERVERS"))?,
+            kafka: KafkaSettings::from_env().map_err(|error| ConfigError::Invalid {
+                what: "the Kafka settings".into(),
+                message: error.to_string(),
+            })?,
+            kafka_sasl_secret_id: var(spark_gateway_kafka::variables::SASL_SECRET_ID),
             events_topic: var("SPARK_GATEWAY_EVENTS_TOPIC")
                 .unwrap_or_else(|| "spark-gateway.events".into()),
             dlq_url: var("SPARK_GATEWAY_DLQ_URL"),
@@ -69,6 +93,15 @@ impl HandlerConfig {
                 "SPARK_GATEWAY_MAX_MESSAGE_BYTES",
                 DEFAULT_MAX_MESSAGE_BYTES as u32,
             )? as usize,
+            replay_ledger: var("SPARK_GATEWAY_REPLAY_LEDGER_BUCKET").map(|bucket| {
+                ReplayLedgerConfig {
+                    bucket,
+                    prefix: var("SPARK_GATEWAY_REPLAY_LEDGER_PREFIX").unwrap_or_else(|| {
+                        let reader = var("AWS_LAMBDA_FUNCTION_NAME");
+                        format!("kafka/{}/", reader.as_deref().unwrap_or("spark-gateway"))
+                    }),
+                }
+            }),
         })
     }
 }
@@ -85,6 +118,8 @@ pub struct LiveHandlers {
     pub kafka_dead_letter: KafkaDeadLetter,
     /// Applications processed at once.
     pub max_concurrency: usize,
+    /// The replay ledger of Kafka batches, when configured.
+    pub replay_ledger: Option<S3PositionLedger>,
 }
 
 impl LiveHandlers {
@@ -105,15 +140,27 @@ pub enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The Kafka producer could not be created.
-    #[error("cannot create the Kafka producer: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+    /// The SASL secret could not be read or used.
+    #[error("cannot use the Kafka SASL secret {secret_id}: {message}")]
+    KafkaSecret {
+        /// The secret's id.
+        secret_id: String,
+        /// What went wrong (never the secret's content).
+        message: String,
+    },
 }
 
 impl LiveHandlers {
     /// Builds the clients; nothing is contacted until the first message (the Kafka producer connects in
     /// the background).
-    pub async fn new(config: HandlerConfig) -> Result<Self, SetupError> {
-        Self::with_aws(config, &spark_gateway::aws_sdk_config().await)
+    pub async fn new(mut config: HandlerConfig) -> Result<Self, SetupError> {
+        let aws = spark_gateway::aws_sdk_config().await;
+        if let Some(secret_id) = config.kafka_sasl_secret_id.take() {
+            config.kafka = kafka_with_secret(config.kafka, &secret_id, &aws).await?;
+        }
+        Self::with_aws(config, &aws)
     }
 
     /// Like [`LiveHandlers::new`], with AWS SDK configuration chosen by the caller (tests point it at
@@ -123,7 +170,7 @@ impl LiveHandlers {
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, SetupError> {
         let gateway = Arc::new(live_gateway(config.gateway, aws));
-        let producer = kafka_producer(&config.kafka_bootstrap)?;
+        let producer = kafka_producer(&config.kafka, aws.credentials_provider())?;
         let publisher = KafkaEventPublisher::new(producer.clone(), config.events_topic);
         let sqs_dead_letter = config
             .dlq_url
@@ -137,6 +184,44 @@ impl LiveHandlers {
             sqs_dead_letter,
             kafka_dead_letter: KafkaDeadLetter::new(producer, config.dlq_topic),
             max_concurrency: config.max_concurrency,
+            replay_ledger: config.replay_ledger.map(|ledger| {
+                S3PositionLedger::new(S3PositionLedger::client(aws), ledger.bucket, ledger.prefix)
+            }),
         })
     }
+}
+
+/// The SASL user and password from a Secrets Manager secret in the format Lambda's Kafka event sources
+/// use (`{"username": "...", "password": "..."}`), so the function and its event source share one secret.
+async fn kafka_with_secret(
+    settings: KafkaSettings,
+    secret_id: &str,
+    aws: &aws_config::SdkConfig,
+) -> Result<KafkaSettings, SetupError> {
+    #[derive(serde::Deserialize)]
+    struct SaslSecret {
+        username: String,
+        password: secrecy::SecretString,
+    }
+    let failed = |message: String| SetupError::KafkaSecret {
+        secret_id: secret_id.to_string(),
+        message,
+    };
+    let text = aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|error| {
+            failed(aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string())
+        })?
+        .secret_string
+        .ok_or_else(|| failed("the secret has no string value".into()))?;
+    // serde_json's message would quote the offending text: say only which shape was expected.
+    let secret: SaslSecret = serde_json::from_str(&text).map_err(|_| {
+        failed("expected a JSON object with string fields username and password".into())
+    })?;
+    settings
+        .with_sasl_credentials(secret.username, secret.password)
+        .map_err(|error| failed(error.to_string()))
 }

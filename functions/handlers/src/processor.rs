@@ -92,6 +92,9 @@ pub enum Outcome {
     Rejected(Box<RequestRejected>),
     /// Not applied yet: leave it to be delivered again.
     Retry(String),
+    /// Not applied again: an earlier delivery took it to its final outcome (its event is on the
+    /// completion topic) and the replay ledger says so; acknowledge.
+    Replayed,
 }
 
 impl Outcome {

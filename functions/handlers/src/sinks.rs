@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use spark_gateway_events::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestApplied, RequestRejected,
 };
+use spark_gateway_kafka::{KafkaProducer, KafkaSettings, KafkaSetupError, ProducerProfile};
 
 use crate::message::InboundMessage;
 
@@ -132,36 +133,35 @@ fn reason_code(rejection: &RequestRejected) -> String {
         .unwrap_or_default()
 }
 
-/// The Kafka producer both the completion topic and the dead-letter topic use. Every send is awaited
-/// until every in-sync replica has the record (`acks=all`): a message is acknowledged only after its
-/// outcome is on the broker.
-///
-/// Not the idempotent producer: its `InitProducerId` handshake held a cold start's first publish for
-/// about a second, and what it prevents, a second copy after a retried send, subscribers handle anyway:
-/// every event has a stable id and they de-duplicate on `(source, id)`, as redeliveries require. One
-/// request in flight keeps a retry from reordering records, and with every send awaited on its own,
-/// lingering for a batch (librdkafka waits 5 ms by default) is pure latency.
-pub fn kafka_producer(bootstrap: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "false")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("linger.ms", "0")
-        .set("message.timeout.ms", "10000")
-        .create()
+/// The Kafka producer both the completion topic and the dead-letter topic use: every send awaited until
+/// every in-sync replica has it, so a message is acknowledged only after its outcome is on the broker
+/// (the profile's reasons are in [`ProducerProfile::AwaitEachSend`]).
+pub fn kafka_producer(
+    settings: &KafkaSettings,
+    aws_credentials: Option<spark_gateway_kafka::SharedCredentialsProvider>,
+) -> Result<KafkaProducer, KafkaSetupError> {
+    settings.producer(
+        "spark-gateway-functions",
+        ProducerProfile::AwaitEachSend {
+            delivery_timeout: SEND_TIMEOUT,
+        },
+        aws_credentials,
+    )
 }
+
+/// How long one send may take, librdkafka's retries included.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rejection events to a Kafka topic, keyed by request id (or the message's place when it has none).
 #[derive(Clone)]
 pub struct KafkaEventPublisher {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     topic: String,
 }
 
 impl KafkaEventPublisher {
     /// Publishes to `topic` with `producer`.
-    pub fn new(producer: FutureProducer, topic: impl Into<String>) -> Self {
+    pub fn new(producer: KafkaProducer, topic: impl Into<String>) -> Self {
         Self {
             producer,
             topic: topic.into(),
@@ -176,13 +176,22 @@ impl KafkaEventPublisher {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = producer
-                .client()
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
-            {
-                tracing::debug!(%error, topic, "Kafka warm-up failed; the first publish will retry it");
+            // Wrong credentials or certificates show here first, by name, rather than as a send timeout.
+            if let Err(error) = producer.check_topic(&topic, Duration::from_secs(5)) {
+                tracing::warn!(%error, topic, "Kafka warm-up failed; the first publish will retry it");
             }
         })
+    }
+}
+
+impl KafkaEventPublisher {
+    /// Proves the brokers answer, accept the credentials and know the completion topic.
+    pub async fn check(&self, timeout: Duration) -> Result<(), spark_gateway_kafka::ConnectError> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || producer.check_topic(&topic, timeout))
+            .await
+            .expect("the metadata request does not panic")
     }
 }
 
@@ -312,13 +321,13 @@ impl DeadLetterSink for SqsDeadLetter {
 /// Dead-letter copies to a Kafka topic: the original key and value, the reason in headers.
 #[derive(Clone)]
 pub struct KafkaDeadLetter {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     topic: String,
 }
 
 impl KafkaDeadLetter {
     /// Sends copies to `topic`.
-    pub fn new(producer: FutureProducer, topic: impl Into<String>) -> Self {
+    pub fn new(producer: KafkaProducer, topic: impl Into<String>) -> Self {
         Self {
             producer,
             topic: topic.into(),
@@ -378,9 +387,10 @@ impl DeadLetterSink for KafkaDeadLetter {
     }
 }
 
-/// Sends `record` and waits for the broker's acknowledgement (the producer is idempotent, acks=all).
+/// Sends `record` and waits for the broker's acknowledgement (acks=all). A failure names the
+/// authentication or TLS problem behind it when librdkafka reported one.
 async fn send_acknowledged<K, P>(
-    producer: &FutureProducer,
+    producer: &KafkaProducer,
     record: FutureRecord<'_, K, P>,
 ) -> Result<(), SinkError>
 where
@@ -389,11 +399,12 @@ where
 {
     let topic = record.topic.to_string();
     producer
-        .send(record, Duration::from_secs(10))
+        .inner()
+        .send(record, SEND_TIMEOUT)
         .await
         .map(|_| ())
         .map_err(|(error, _)| SinkError::Kafka {
             topic,
-            detail: error.to_string(),
+            detail: producer.explain(error).to_string(),
         })
 }

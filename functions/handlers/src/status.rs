@@ -129,3 +129,105 @@ async fn handle_url_request<S: StatusOperations>(
     response.body = Some(body.to_string());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use spark_gateway::cluster::{ClusterError, Deletion};
+    use spark_gateway::config::{ClusterConfig, ClustersConfig};
+
+    use super::*;
+
+    /// A cluster holding one SparkApplication, so the whole path from the stored object to the
+    /// function's answer runs.
+    struct OneApp(Value);
+
+    impl ClusterApi for OneApp {
+        async fn create(
+            &self,
+            _: &str,
+            _: &ClusterConfig,
+            app: &Value,
+            _: bool,
+        ) -> Result<Value, ClusterError> {
+            Ok(app.clone())
+        }
+
+        async fn get(
+            &self,
+            _: &str,
+            _: &ClusterConfig,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<Value>, ClusterError> {
+            let metadata = &self.0["metadata"];
+            Ok(
+                (metadata["namespace"] == namespace && metadata["name"] == name)
+                    .then(|| self.0.clone()),
+            )
+        }
+
+        async fn delete(
+            &self,
+            _: &str,
+            _: &ClusterConfig,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Deletion, ClusterError> {
+            Ok(Deletion::NotFound)
+        }
+    }
+
+    fn gateway(app: Value) -> Gateway<OneApp> {
+        let config: ClusterConfig = serde_json::from_value(json!({
+            "proxy_url": "https://proxy.invalid/k8s/clusters/dev",
+            "policy": {"allowed_namespaces": ["sjns-data-control"]}
+        }))
+        .expect("cluster config");
+        let clusters = ClustersConfig {
+            default_cluster: "dev".into(),
+            clusters: BTreeMap::from([("dev".to_string(), config)]),
+        };
+        Gateway::new(clusters, OneApp(app))
+    }
+
+    /// An application whose `<name>-<attempt>` (53 characters) is over operator 0.5.0's 46, on its
+    /// second attempt.
+    fn long_named_app() -> Value {
+        let running = json!({"currentStateSummary": "RunningHealthy",
+                             "lastTransitionTime": "2026-11-23T10:00:05Z"});
+        json!({
+            "apiVersion": "spark.apache.org/v1",
+            "kind": "SparkApplication",
+            "metadata": {"name": "nightly-customer-churn-feature-engineering-pipeline",
+                         "namespace": "sjns-data-control", "uid": "u-1"},
+            "status": {
+                "currentState": running,
+                "stateTransitionHistory": {"7": running},
+                "currentAttemptSummary": {"attemptInfo": {"id": 1}}
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn job_status_names_the_driver_pod_the_operator_creates() {
+        // Operator 0.5.0 hashes the app id of this attempt; the pod is `<app id>-driver`. The
+        // expected name was computed with the operator's algorithm (see
+        // `spark_gateway_core::names::spark_app_id`); the old answer was
+        // `nightly-customer-churn-feature-engineering-pipeline-1-driver`, a pod that never exists.
+        let expected = "nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw-driver";
+        let gateway = gateway(long_named_app());
+
+        let direct = handle_status_event(
+            &gateway,
+            json!({"namespace": "sjns-data-control",
+                   "application_name": "nightly-customer-churn-feature-engineering-pipeline"}),
+        )
+        .await
+        .expect("status");
+        assert_eq!(direct["driver_pod_name"], expected, "{direct}");
+        assert_eq!(direct["attempt"], 1);
+    }
+}

@@ -12,10 +12,16 @@ use spark_gateway_events::{
     AppliedResult, CloudEvent, DeleteJobRequest, FieldViolation, MessageOrigin, RejectionReason,
     RequestApplied, RequestRejected, SubmitJobRequest,
 };
-use spark_gateway_handlers::batch::{HELD_BACK, process_batch};
+use spark_gateway_handlers::batch::{HELD_BACK, process_batch, process_partitions};
 use spark_gateway_handlers::lambda_events::{handle_kafka_event, handle_sqs_event, partition_key};
+use spark_gateway_handlers::replay::{LedgerError, MemoryLedger, Partition, PositionLedger};
 use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher, SinkError};
 use spark_gateway_handlers::{Applied, InboundMessage, Operations, Outcome, Processor};
+
+/// Kafka handling without a replay ledger (as without `SPARK_GATEWAY_REPLAY_LEDGER_BUCKET`).
+fn no_ledger() -> Option<MemoryLedger> {
+    None
+}
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -408,7 +414,7 @@ async fn kafka_partitions_stop_at_their_first_retry_and_fail_the_invocation() {
         record(1, 5, submit("p1-0", "d")),
     ];
     assert_eq!(partition_key(&messages[0]), "requests/0");
-    let error = handle_kafka_event(&processor, &messages, &sinks, 4)
+    let error = handle_kafka_event(&processor, &messages, &no_ledger(), &sinks, 4)
         .await
         .unwrap_err();
     assert_eq!((error.retry, error.total), (2, 4));
@@ -420,7 +426,7 @@ async fn kafka_partitions_stop_at_their_first_retry_and_fail_the_invocation() {
     );
     let fine = &messages[..1];
     assert_eq!(
-        handle_kafka_event(&processor, fine, &sinks, 4)
+        handle_kafka_event(&processor, fine, &no_ledger(), &sinks, 4)
             .await
             .unwrap(),
         1
@@ -458,4 +464,128 @@ async fn applied_requests_are_announced_and_a_lost_announcement_means_retry() {
             .await,
         Outcome::Retry(_)
     ));
+}
+
+fn kafka_record(partition: i32, offset: i64, body: String) -> InboundMessage {
+    InboundMessage {
+        body: body.into_bytes(),
+        origin: MessageOrigin::Kafka {
+            topic: "requests".into(),
+            partition,
+            offset,
+        },
+        key: None,
+        delivery_count: None,
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() {
+    // [submit A, delete A, X] with X failing transiently: Lambda replays the whole batch.
+    let batch = vec![
+        kafka_record(0, 20, submit("s-a", "a")),
+        kafka_record(0, 21, delete("d-a", "a")),
+        kafka_record(0, 22, submit("x", "x")),
+        kafka_record(1, 3, submit("s-b", "b")),
+    ];
+    let ledger = MemoryLedger::default();
+    let sinks = FakeSinks::default();
+    let first = FakeGateway::with(&[("x", Behaviour::FailTransiently)]);
+    let error = handle_kafka_event(
+        &Processor::new(&first, &sinks, 5),
+        &batch,
+        &ledger,
+        &sinks,
+        4,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((error.retry, error.total), (1, 4));
+    let partition = |partition| Partition {
+        topic: "requests".into(),
+        partition,
+    };
+    // The delete waited for the submit to be recorded; the failure recorded the delete. Partition 1
+    // had nothing to record.
+    assert_eq!(ledger.writes(), [(partition(0), 20), (partition(0), 21)]);
+
+    let replay = FakeGateway::default();
+    let processed = handle_kafka_event(
+        &Processor::new(&replay, &sinks, 5),
+        &batch,
+        &ledger,
+        &sinks,
+        4,
+    )
+    .await
+    .unwrap();
+    assert_eq!(processed, 4);
+    let mut calls = replay.calls();
+    calls.sort();
+    // Partition 1 had no ledger entry: its replay is a harmless duplicate.
+    assert_eq!(calls, ["submit b", "submit x"], "A was applied again");
+    // Each request announced once per application of it: A's submit and delete only by the first pass.
+    let announced: Vec<String> = sinks
+        .applied
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    for id in ["applied/s-a", "applied/d-a", "applied/x"] {
+        assert_eq!(
+            announced.iter().filter(|a| *a == id).count(),
+            1,
+            "{id}: {announced:?}"
+        );
+    }
+    let outcomes = process_partitions(
+        &Processor::new(&replay, &sinks, 5),
+        &batch[..2],
+        &ledger,
+        &sinks,
+        4,
+    )
+    .await;
+    assert_eq!(outcomes, [Outcome::Replayed, Outcome::Replayed]);
+}
+
+struct BrokenLedger;
+
+impl PositionLedger for BrokenLedger {
+    async fn done_through(&self, _: &Partition) -> Result<Option<i64>, LedgerError> {
+        Ok(None)
+    }
+    async fn record(&self, partition: &Partition, offset: i64) -> Result<(), LedgerError> {
+        Err(LedgerError::Store {
+            operation: "PutObject",
+            bucket: "b".into(),
+            key: format!("{}/{}", partition.topic, partition.partition),
+            detail: format!("unavailable ({offset})"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_second_change_of_an_application_waits_while_the_ledger_cannot_record_the_first() {
+    let gateway = FakeGateway::default();
+    let sinks = FakeSinks::default();
+    let batch = vec![
+        kafka_record(0, 1, submit("s-a", "a")),
+        kafka_record(0, 2, submit("s-b", "b")),
+        kafka_record(0, 3, delete("d-a", "a")),
+        kafka_record(0, 4, delete("d-b", "b")),
+    ];
+    let outcomes = process_partitions(
+        &Processor::new(&gateway, &sinks, 5),
+        &batch,
+        &BrokenLedger,
+        &sinks,
+        4,
+    )
+    .await;
+    assert!(outcomes[0].is_final() && outcomes[1].is_final());
+    assert!(matches!(&outcomes[2], Outcome::Retry(reason) if reason.contains("unavailable")));
+    assert_eq!(outcomes[3], Outcome::Retry(HELD_BACK.into()));
+    assert_eq!(gateway.calls(), ["submit a", "submit b"]);
 }

@@ -1,11 +1,17 @@
 //! A private Kubernetes cluster for one test: the API emulator over TLS with the Apache SparkApplication
 //! CRD, plus the operator simulator driving application status, both in-process. Tests get fresh state
 //! and fault controls that affect nobody else.
+//!
+//! The emulator authorizes with the RBAC the repository deploys ([`deployed_rbac`]), so a component
+//! given a [`TestCluster::service_account_token`] can do exactly what it could on a real cluster. The
+//! admin token ([`TestCluster::client`]) is in `system:masters`: for the test's own setup and checks and
+//! for the operator simulator, which stands in for the operator's own (much wider) role.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use kube_emulator::rbac::RbacManifest;
 use kube_emulator::{Control, EmulatorConfig, RunningEmulator};
 use operator_sim::{Scenario, Settings, SimConfig};
 use tokio::sync::oneshot;
@@ -36,12 +42,57 @@ impl Default for SimDefaults {
     }
 }
 
+/// A ServiceAccount, as `(namespace, name)`.
+pub type ServiceAccount = (&'static str, &'static str);
+
+/// The account the gateway calls the cluster as in the kind flow (`infra/kind/gateway-access.yaml`).
+pub const GATEWAY_ACCOUNT: ServiceAccount = ("spark-gateway", "spark-gateway");
+/// The watcher's account (`infra/k8s/base/serviceaccount.yaml`, bound in `infra/k8s/base/rbac.yaml`).
+pub const WATCHER_ACCOUNT: ServiceAccount = ("spark-gateway", "spark-gateway-watcher");
+
+/// The repository's RBAC manifests for the gateway and the watcher: the watcher's
+/// `infra/k8s/base/rbac.yaml` (its namespaced documents get `spark-gateway` from the kustomization
+/// beside it) and the kind flow's `infra/kind/gateway-access.yaml`, the only place the repository
+/// grants the gateway anything (in production the cluster proxy's own account does, outside the repo).
+pub fn deployed_rbac() -> Vec<RbacManifest> {
+    let root = crate::world::repo_root();
+    vec![
+        RbacManifest::new(root.join("infra/k8s/base/rbac.yaml")),
+        RbacManifest::new(root.join("infra/kind/gateway-access.yaml")),
+    ]
+}
+
 impl TestCluster {
-    /// Starts the emulator (TLS, one random admin token) with `namespaces` and the simulator.
+    /// Starts the emulator (TLS, one random admin token, the [`deployed_rbac`]) with `namespaces` and
+    /// the simulator.
     pub async fn start(namespaces: &[&str], sim: SimDefaults) -> Result<Self> {
+        let config = SimConfig {
+            defaults: Settings {
+                scenario: sim.scenario,
+                step: sim.step,
+            },
+            ..SimConfig::default()
+        };
+        Self::start_with(namespaces, config).await
+    }
+
+    /// [`Self::start`] with a whole simulator configuration (real Spark, for one).
+    pub async fn start_with(namespaces: &[&str], sim: SimConfig) -> Result<Self> {
+        Self::start_with_rbac(namespaces, sim, deployed_rbac()).await
+    }
+
+    /// [`Self::start_with`] authorizing with other RBAC manifests (a test changing a copy of them).
+    pub async fn start_with_rbac(
+        namespaces: &[&str],
+        sim: SimConfig,
+        rbac: Vec<RbacManifest>,
+    ) -> Result<Self> {
         let mut config = EmulatorConfig::for_tests();
         for namespace in namespaces {
             config = config.with_namespace(*namespace);
+        }
+        for manifest in rbac {
+            config = config.with_rbac_manifest(manifest);
         }
         let emulator = kube_emulator::start(config)
             .await
@@ -56,14 +107,12 @@ impl TestCluster {
             simulator: None,
             dir,
         };
-        cluster.start_simulator(sim).await?;
+        cluster.start_simulator_with(sim).await?;
         Ok(cluster)
     }
 
     /// Starts the simulator (again), with an admin client of its own.
     pub async fn start_simulator(&mut self, sim: SimDefaults) -> Result<()> {
-        self.stop_simulator().await;
-        let client = self.client().await?;
         let config = SimConfig {
             defaults: Settings {
                 scenario: sim.scenario,
@@ -71,6 +120,13 @@ impl TestCluster {
             },
             ..SimConfig::default()
         };
+        self.start_simulator_with(config).await
+    }
+
+    /// Starts the simulator (again) with this configuration.
+    pub async fn start_simulator_with(&mut self, config: SimConfig) -> Result<()> {
+        self.stop_simulator().await;
+        let client = self.client().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -129,6 +185,15 @@ impl TestCluster {
             .join(format!("kubeconfig-{}", crate::unique_name("t")));
         std::fs::write(&path, self.emulator.kubeconfig_yaml(token))?;
         Ok(path)
+    }
+
+    /// A new bearer token of a ServiceAccount, as a TokenRequest for it would return: it may do what
+    /// the RBAC manifests grant the account, nothing more.
+    pub fn service_account_token(&self, (namespace, name): ServiceAccount) -> String {
+        let token = crate::unique_name(&format!("sa-{name}"));
+        self.control()
+            .add_service_account_token(&token, namespace, name);
+        token
     }
 
     /// A kube client with the admin token.

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+use spark_gateway_kafka::{KafkaContext, KafkaProducer, KafkaSettings, ProducerProfile};
 use tokio::time::Instant;
 
 use crate::names::unique_name;
@@ -59,12 +58,20 @@ impl Record {
     }
 }
 
-/// Creates a topic named `<prefix>-<random>` and returns its name.
+/// Creates a topic named `<prefix>-<random>` on the plaintext broker at `bootstrap`.
 pub async fn create_topic(bootstrap: &str, prefix: &str, partitions: i32) -> Result<String> {
+    create_topic_with(&KafkaSettings::plaintext(bootstrap), prefix, partitions).await
+}
+
+/// Creates a topic named `<prefix>-<random>` and returns its name.
+pub async fn create_topic_with(
+    settings: &KafkaSettings,
+    prefix: &str,
+    partitions: i32,
+) -> Result<String> {
     let name = unique_name(prefix);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
+    let admin: AdminClient<KafkaContext> = settings
+        .create(&settings.client_config("test-admin"), "admin client", None)
         .context("creating a Kafka admin client")?;
     let results = admin
         .create_topics(
@@ -81,50 +88,68 @@ pub async fn create_topic(bootstrap: &str, prefix: &str, partitions: i32) -> Res
     Ok(name)
 }
 
-/// An idempotent producer (acks=all) for the local broker.
-pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        // Tests send oversized requests on purpose: the gateway's bound is what they check, not the client's.
-        .set("message.max.bytes", "4000000")
-        .create()
+/// An idempotent producer (acks=all) for the plaintext broker at `bootstrap`.
+pub fn producer(bootstrap: &str) -> Result<KafkaProducer> {
+    producer_with(&KafkaSettings::plaintext(bootstrap))
+}
+
+/// An idempotent producer (acks=all), the watcher's profile.
+pub fn producer_with(settings: &KafkaSettings) -> Result<KafkaProducer> {
+    let mut settings = settings.clone();
+    // Tests send oversized requests on purpose: the gateway's bound is what they check, not the client's.
+    settings
+        .properties
+        .push(("message.max.bytes".into(), "4000000".into()));
+    settings
+        .producer(
+            "test-producer",
+            ProducerProfile::Idempotent {
+                delivery_timeout: Duration::from_secs(10),
+            },
+            None,
+        )
         .context("creating a Kafka producer")
 }
 
 /// Sends one record and waits for the broker's acknowledgement.
 pub async fn produce(
-    producer: &FutureProducer,
+    producer: &KafkaProducer,
     topic: &str,
     key: &str,
     value: &str,
 ) -> Result<(i32, i64)> {
     let delivery = producer
+        .inner()
         .send(
             FutureRecord::to(topic).key(key).payload(value),
             Duration::from_secs(10),
         )
         .await
-        .map_err(|(error, _)| error)
+        .map_err(|(error, _)| producer.explain(error))
         .context("producing a Kafka record")?;
     Ok((delivery.partition, delivery.offset))
 }
 
 /// Reads a topic from the beginning in a group of its own.
 pub struct TopicReader {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<KafkaContext>,
 }
 
 impl TopicReader {
-    /// Subscribes to `topic` from its earliest offset.
+    /// Subscribes to `topic` on the plaintext broker at `bootstrap` from its earliest offset.
     pub fn new(bootstrap: &str, topic: &str) -> Result<Self> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        Self::with_settings(&KafkaSettings::plaintext(bootstrap), topic)
+    }
+
+    /// Subscribes to `topic` from its earliest offset.
+    pub fn with_settings(settings: &KafkaSettings, topic: &str) -> Result<Self> {
+        let mut config = settings.client_config("test-reader");
+        config
             .set("group.id", unique_name("test-reader"))
             .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
+            .set("enable.auto.commit", "false");
+        let consumer: StreamConsumer<KafkaContext> = settings
+            .create(&config, "consumer", None)
             .context("creating a Kafka consumer")?;
         consumer.subscribe(&[topic]).context("subscribing")?;
         Ok(Self { consumer })

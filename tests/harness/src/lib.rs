@@ -16,7 +16,7 @@ pub mod kafka;
 pub mod names;
 pub mod world;
 
-pub use cluster::{SimDefaults, TestCluster};
+pub use cluster::{GATEWAY_ACCOUNT, SimDefaults, TestCluster, WATCHER_ACCOUNT, deployed_rbac};
 pub use names::unique_name;
 pub use world::LocalWorld;
 

@@ -50,6 +50,51 @@ impl LocalWorld {
         self.var("KAFKA_BOOTSTRAP_SERVERS")
     }
 
+    /// The plaintext broker as Kafka settings.
+    pub fn kafka(&self) -> Result<spark_gateway_kafka::KafkaSettings> {
+        Ok(spark_gateway_kafka::KafkaSettings::plaintext(
+            self.kafka_bootstrap()?,
+        ))
+    }
+
+    /// The broker behind TLS with SASL/SCRAM (`mechanism`: `SCRAM-SHA-256` or `SCRAM-SHA-512`), trusting
+    /// the local CA, as the `KAFKA_*` variables would configure it.
+    pub fn secure_kafka(&self, mechanism: &str) -> Result<spark_gateway_kafka::KafkaSettings> {
+        let vars = self.secure_kafka_vars(mechanism)?;
+        spark_gateway_kafka::KafkaSettingsInput::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .into_settings()
+        .context("the secure broker's settings")
+    }
+
+    /// The `KAFKA_*` variables that point a process at the TLS + SCRAM broker.
+    pub fn secure_kafka_vars(&self, mechanism: &str) -> Result<Vec<(&'static str, String)>> {
+        use spark_gateway_kafka::variables as v;
+        Ok(vec![
+            (
+                v::BOOTSTRAP_SERVERS,
+                self.var("KAFKA_SECURE_BOOTSTRAP_SERVERS")?.to_string(),
+            ),
+            (v::SECURITY_PROTOCOL, "sasl_ssl".to_string()),
+            (v::SASL_MECHANISM, mechanism.to_string()),
+            (
+                v::SASL_USERNAME,
+                self.var("KAFKA_SECURE_SASL_USERNAME")?.to_string(),
+            ),
+            (
+                v::SASL_PASSWORD,
+                self.var("KAFKA_SECURE_SASL_PASSWORD")?.to_string(),
+            ),
+            (
+                v::SSL_CA_LOCATION,
+                self.var("KAFKA_SECURE_CA_LOCATION")?.to_string(),
+            ),
+        ])
+    }
+
     /// OpenBao's address.
     pub fn vault_addr(&self) -> Result<&str> {
         self.var("VAULT_ADDR")

@@ -29,6 +29,18 @@ struct NewToken {
     user: Option<String>,
     #[serde(default)]
     read_only: bool,
+    /// Authenticate as this ServiceAccount instead (authorized by the loaded RBAC manifests).
+    #[serde(default)]
+    service_account: Option<ServiceAccountRef>,
+    /// With `user`: authenticate as that user in these groups, authorized by RBAC (no full access).
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct ServiceAccountRef {
+    namespace: String,
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -121,7 +133,20 @@ fn route(
         (Method::POST, ["tokens"]) => {
             let new: NewToken = parse(body)?;
             let user = new.user.as_deref().unwrap_or(crate::auth::DEFAULT_USER);
-            control.add_token_for(&new.token, user, new.read_only);
+            match (&new.service_account, &new.groups) {
+                (Some(account), _) => {
+                    control.add_service_account_token(
+                        &new.token,
+                        &account.namespace,
+                        &account.name,
+                    );
+                }
+                (None, Some(groups)) => {
+                    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                    control.add_token_as(&new.token, crate::auth::Identity::user(user, &groups));
+                }
+                (None, None) => control.add_token_for(&new.token, user, new.read_only),
+            }
             Ok(reply(StatusCode::CREATED, &json!({"accepted": true})))
         }
         (Method::PUT, ["tokens"]) => {

@@ -14,14 +14,14 @@ mod write;
 
 use std::sync::Arc;
 
-use crate::auth::{Identity, is_read_verb};
-use crate::discovery;
 use crate::resources::{ResourceType, VersionDef};
+use crate::selector::FieldSelector;
 use crate::state::Shared;
 use crate::status::{ApiError, GroupResource};
 use crate::store::ObjectKey;
 use crate::table::IncludeObject;
 use crate::view::View;
+use crate::{discovery, rbac};
 
 pub use request::{Body, Reply, Request};
 use request::{ResourcePath, Route};
@@ -69,7 +69,10 @@ impl Ctx<'_> {
 pub async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
     let route = request::parse_path(&request.path);
     if route == Route::Health {
-        return Reply::text(200, "ok");
+        return match authorize(shared, &request, &route) {
+            Ok(()) => Reply::text(200, "ok"),
+            Err(error) => Reply::error(&error),
+        };
     }
     let (verb, resource_name) = match &route {
         Route::Resource(path) => (
@@ -84,13 +87,9 @@ pub async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
         tokio::time::sleep(delay).await;
     }
     shared.count_request(verb_label);
-    let Some(identity) = shared
-        .tokens()
-        .authenticate(request.authorization.as_deref())
-        .cloned()
-    else {
-        return Reply::error(&ApiError::unauthorized());
-    };
+    if let Err(error) = authorize(shared, &request, &route) {
+        return Reply::error(&error);
+    }
     let injected = shared
         .faults()
         .take_error(verb_label, resource_name.as_deref(), fastrand::f64);
@@ -103,9 +102,6 @@ pub async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
                     "the server does not allow this method on the requested resource",
                 ));
             };
-            if let Some(error) = forbidden(shared, &identity, verb, &path) {
-                return Reply::error(&error);
-            }
             if let Some(error) = injected {
                 return Reply::error(&error);
             }
@@ -123,35 +119,74 @@ pub async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
     }
 }
 
-fn forbidden(
-    shared: &Shared,
-    identity: &Identity,
-    verb: &str,
-    path: &ResourcePath,
-) -> Option<ApiError> {
-    if !identity.read_only || is_read_verb(verb) {
-        return None;
+/// Authentication (401 for a token nobody issued) and RBAC authorization (403 with the real server's
+/// message), before anything else looks at the request.
+fn authorize(shared: &Shared, request: &Request, route: &Route) -> Result<(), ApiError> {
+    let identity = shared
+        .tokens()
+        .authenticate(request.authorization.as_deref())
+        .map_err(|_| ApiError::unauthorized())?;
+    let attributes = attributes(request, route);
+    if shared.rbac.allows(&identity, &attributes) {
+        return Ok(());
     }
-    let resource = match &path.subresource {
-        Some(sub) => format!("{}/{sub}", path.plural),
-        None => path.plural.clone(),
+    Err(match &attributes.resource {
+        Some(resource) => ApiError::forbidden_rbac(
+            &GroupResource::new(&resource.group, &resource.resource),
+            resource.subresource.as_deref(),
+            resource.name.as_deref().unwrap_or_default(),
+            &identity.user,
+            &attributes.verb,
+            resource.namespace.as_deref(),
+        ),
+        None => ApiError::forbidden_path(&identity.user, &attributes.verb, &attributes.path),
+    })
+}
+
+/// The request as kube-apiserver's `RequestInfo` would describe it to the authorizer.
+fn attributes(request: &Request, route: &Route) -> rbac::Attributes {
+    let method_verb = request.method.as_str().to_ascii_lowercase();
+    let Route::Resource(path) = route else {
+        return rbac::Attributes {
+            verb: method_verb,
+            resource: None,
+            path: request.path.clone(),
+        };
     };
-    let namespaced = shared
-        .registry
-        .find(&path.group, &path.plural)
-        .is_some_and(|r| r.namespaced);
-    let namespace = if namespaced {
-        path.namespace.as_deref()
-    } else {
-        None
-    };
-    Some(ApiError::forbidden_rbac(
-        &GroupResource::new(&path.group, resource),
-        path.name.as_deref().unwrap_or_default(),
-        &identity.user,
+    let verb = request::resource_verb(&request.method, path, request.flag("watch"))
+        .map_or(method_verb, str::to_string);
+    let mut name = path.name.clone();
+    if name.is_none() && matches!(verb.as_str(), "list" | "watch") {
+        // A list or watch of one name (kube-rs `watch_object`, `kubectl get -w NAME`) is authorized
+        // for that name, so rules with resourceNames can allow it.
+        name = request
+            .param("fieldSelector")
+            .and_then(|s| FieldSelector::parse(s).ok())
+            .and_then(|s| s.exact_name().map(str::to_string))
+            .filter(|n| valid_path_segment(n));
+    }
+    // `/api/v1/namespaces/{name}` is "in" the namespace it names.
+    let namespace = path.namespace.clone().or_else(|| {
+        (path.group.is_empty() && path.plural == "namespaces")
+            .then(|| path.name.clone())
+            .flatten()
+    });
+    rbac::Attributes {
         verb,
-        namespace,
-    ))
+        resource: Some(rbac::ResourceAttributes {
+            group: path.group.clone(),
+            resource: path.plural.clone(),
+            subresource: path.subresource.clone(),
+            namespace,
+            name,
+        }),
+        path: request.path.clone(),
+    }
+}
+
+/// `path.IsValidPathSegmentName` of apimachinery.
+fn valid_path_segment(name: &str) -> bool {
+    name != "." && name != ".." && !name.contains(['/', '%'])
 }
 
 fn discovery_request(shared: &Shared, request: &Request, route: Route) -> Reply {

@@ -36,6 +36,9 @@ pub struct EmulatorConfig {
     pub tokens: Vec<String>,
     /// Accepted read-only tokens (user `kube-emulator-viewer`).
     pub read_only_tokens: Vec<String>,
+    /// Manifests whose Roles, ClusterRoles and bindings authorize every request (besides the
+    /// bootstrap discovery roles); tokens of `system:masters` (the full-access ones) bypass them.
+    pub rbac_manifests: Vec<crate::rbac::RbacManifest>,
     /// CustomResourceDefinition documents (`apiextensions.k8s.io/v1`).
     pub crds: Vec<Value>,
     /// Namespaces that exist at start.
@@ -48,6 +51,12 @@ pub struct EmulatorConfig {
     pub watch_buffer: usize,
     /// Address of the plain-HTTP admin API, if wanted.
     pub admin_listen: Option<SocketAddr>,
+    /// Changes a watch can resume over (the watch cache); `None`: all history.
+    pub watch_window: Option<usize>,
+    /// Interval of the periodic compaction (`--etcd-compaction-interval`); `None`: never.
+    pub compaction_interval: Option<Duration>,
+    /// Server-side watch timeouts (`--min-request-timeout`); `None`: only `timeoutSeconds`.
+    pub watch_timeouts: Option<crate::watch::WatchTimeouts>,
 }
 
 impl Default for EmulatorConfig {
@@ -60,12 +69,16 @@ impl Default for EmulatorConfig {
             path_prefix: None,
             tokens: Vec::new(),
             read_only_tokens: Vec::new(),
+            rbac_manifests: Vec::new(),
             crds: Vec::new(),
             namespaces: vec!["default".to_string()],
             history_limit: 100_000,
             bookmark_interval: Duration::from_secs(5),
             watch_buffer: 10_000,
             admin_listen: None,
+            watch_window: None,
+            compaction_interval: None,
+            watch_timeouts: None,
         }
     }
 }
@@ -107,6 +120,24 @@ impl EmulatorConfig {
         self.tls = false;
         self
     }
+
+    /// Authorizes requests with the RBAC documents of a manifest file as well.
+    pub fn with_rbac_manifest(mut self, manifest: crate::rbac::RbacManifest) -> Self {
+        self.rbac_manifests.push(manifest);
+        self
+    }
+
+    /// Takes history, bookmark, compaction and watch-timeout settings from a
+    /// preset (see [`WatchPreset`](crate::watch::WatchPreset)).
+    pub fn with_watch_preset(mut self, preset: crate::watch::WatchPreset) -> Self {
+        let behaviour = preset.behaviour();
+        self.history_limit = behaviour.history_limit;
+        self.watch_window = behaviour.watch_window;
+        self.bookmark_interval = behaviour.bookmark_interval;
+        self.compaction_interval = behaviour.compaction_interval;
+        self.watch_timeouts = behaviour.timeouts;
+        self
+    }
 }
 
 /// A random bearer token.
@@ -126,7 +157,7 @@ pub fn load_crd_documents(path: &Path) -> Result<Vec<Value>, Error> {
     })
 }
 
-fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
+pub(crate) fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
     let mut documents = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {
         let value = Value::deserialize(document)?;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::DEFAULT_USER;
+use crate::auth::Identity;
 use crate::faults::{ErrorRule, Faults, LatencyRule};
+use crate::rbac::PRIVILEGED_GROUP;
 use crate::state::Shared;
 use crate::store::ObjectKey;
 
@@ -44,6 +45,10 @@ pub struct Stats {
     pub objects: usize,
     /// Accepted tokens.
     pub tokens: usize,
+    /// Compactions so far (periodic and requested).
+    pub compactions: u64,
+    /// Watches refused with 410 Expired so far.
+    pub expired_watches: u64,
 }
 
 impl Control {
@@ -53,12 +58,28 @@ impl Control {
 
     /// Accepts another full-access token.
     pub fn add_token(&self, token: &str) {
-        self.shared.tokens_mut().add(token, DEFAULT_USER, false);
+        self.add_token_as(token, Identity::admin());
     }
 
-    /// Accepts a token for a named user, optionally read-only.
+    /// Accepts a token for a named user: full access (`system:masters`), or read-only.
     pub fn add_token_for(&self, token: &str, user: &str, read_only: bool) {
-        self.shared.tokens_mut().add(token, user, read_only);
+        let identity = if read_only {
+            Identity::viewer(user)
+        } else {
+            Identity::user(user, &[PRIVILEGED_GROUP])
+        };
+        self.add_token_as(token, identity);
+    }
+
+    /// Accepts a token of a ServiceAccount (`system:serviceaccount:<namespace>:<name>`), which may do
+    /// what the loaded RBAC manifests grant it, like a token the TokenRequest API issued.
+    pub fn add_service_account_token(&self, token: &str, namespace: &str, name: &str) {
+        self.add_token_as(token, Identity::service_account(namespace, name));
+    }
+
+    /// Accepts a token for any identity.
+    pub fn add_token_as(&self, token: &str, identity: Identity) {
+        self.shared.tokens_mut().add(token, identity);
     }
 
     /// Stops accepting a token; returns whether it was accepted.
@@ -142,6 +163,10 @@ impl Control {
                 state.store.object_count(),
             )
         };
+        let (compactions, expired_watches) = {
+            let state = self.shared.state();
+            (state.store.compactions(), state.hub.expired_count())
+        };
         Stats {
             requests: self.shared.request_counts(),
             open_watches,
@@ -150,6 +175,8 @@ impl Control {
             history_len,
             objects,
             tokens: self.shared.tokens().len(),
+            compactions,
+            expired_watches,
         }
     }
 

@@ -18,6 +18,7 @@
 //! - [`store`]: objects, the global resourceVersion, bounded history (pure).
 //! - [`schema`]: structural-schema pruning, defaulting, validation (pure).
 //! - [`selector`]: label/field selectors and simple JSONPaths (pure).
+//! - [`auth`], [`rbac`]: who a token is, and what RBAC manifests let it do (pure).
 //! - [`resources`]: the served types, built from CRDs plus `namespaces`, `leases`.
 //! - [`table`], [`discovery`], [`status`]: response documents (pure).
 //! - [`proto`]: reading the protobuf bodies kubectl sends for namespaces.
@@ -27,6 +28,11 @@
 //! - [`Control`]: the in-process handle on a running emulator.
 //!
 //! # Behaviour worth knowing
+//! - Every request is authenticated and authorized like kube-apiserver with
+//!   anonymous auth and RBAC: no token is `system:anonymous` (403 but for
+//!   `/version` and the health paths), an unknown token 401. Full-access tokens
+//!   are in `system:masters`; ServiceAccount tokens may do what the Roles and
+//!   bindings of [`EmulatorConfig::rbac_manifests`] grant (CLI `--rbac-manifest`).
 //! - resourceVersions are one global integer, starting at the server's start
 //!   time in microseconds so versions from an earlier instance are expired
 //!   (410) rather than silently reused. A watch from `R` replays every
@@ -35,6 +41,13 @@
 //!   `k8s.io/initial-events-end`. A version older than the retained history
 //!   gives an ERROR event with a 410 `Expired` Status (and 410 for a list with
 //!   `resourceVersionMatch=Exact`).
+//! - [`watch::WatchPreset::Realistic`] (CLI `--watch-preset realistic
+//!   --watch-time-scale S`) behaves like a real API server, every duration
+//!   times `S`: etcd compaction every 5 minutes to the previous round's
+//!   resourceVersion (older lists, continue tokens and watches get 410), a
+//!   1,000-event watch cache, bookmarks every minute, watches closed after
+//!   `timeoutSeconds` (scaled) or 30-60 minutes, with a bookmark 2 s before.
+//!   The default (`generous`) keeps 100,000 changes and never expires them.
 //! - Objects are stored at the CRD's storage version and served at every
 //!   served version with only `apiVersion` changed (no conversion webhook).
 //! - Server-side apply is approximated as create-or-merge-patch: no field
@@ -52,9 +65,9 @@
 //! | route | body | effect |
 //! |---|---|---|
 //! | `GET /healthz` | | `{"status":"ok"}` |
-//! | `GET /stats` | | requests by verb, open watches, resourceVersion, history, objects |
+//! | `GET /stats` | | requests by verb, open watches, resourceVersion, history, objects, compactions, expired watches |
 //! | `GET /tokens` | | `{"count": n}` (token values are never shown) |
-//! | `POST /tokens` | `{"token", "user"?, "read_only"?}` | accept a token |
+//! | `POST /tokens` | `{"token", "user"?, "read_only"?}`, `{"token", "service_account": {"namespace", "name"}}` or `{"token", "user", "groups"}` | accept a token: full access, read-only, a ServiceAccount's or a user's (the last two authorized by RBAC) |
 //! | `PUT /tokens` | `{"tokens": [..]}` | replace all tokens |
 //! | `DELETE /tokens/{token}` | | revoke (404 if unknown) |
 //! | `GET /faults` | | active faults |
@@ -79,6 +92,7 @@ pub mod discovery;
 mod encoding;
 pub mod faults;
 pub mod proto;
+pub mod rbac;
 pub mod resources;
 pub mod schema;
 pub mod selector;
@@ -129,6 +143,9 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An RBAC manifest could not be loaded.
+    #[error("cannot load RBAC manifests")]
+    Rbac(#[source] rbac::RbacError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {

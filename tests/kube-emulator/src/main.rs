@@ -43,6 +43,11 @@ struct Args {
     /// Accepted read-only bearer token; repeatable.
     #[arg(long = "read-only-token", hide_env_values = true)]
     read_only_tokens: Vec<String>,
+    /// Manifest whose Roles, ClusterRoles and bindings authorize requests (`FILE`, or `FILE=NAMESPACE`
+    /// for namespaced documents without one; by default the `namespace:` of the kustomization.yaml
+    /// beside FILE that lists it); repeatable.
+    #[arg(long = "rbac-manifest")]
+    rbac_manifests: Vec<String>,
     /// Namespace to create at start (default: "default"); repeatable.
     #[arg(long = "namespace")]
     namespaces: Vec<String>,
@@ -58,6 +63,13 @@ struct Args {
     /// Seconds between watch bookmarks.
     #[arg(long)]
     bookmark_interval_secs: Option<u64>,
+    /// Watch behaviour: `generous` (long history, nothing expires) or `realistic` (a real API server's
+    /// compaction, watch cache, bookmarks and watch timeouts, time-scaled).
+    #[arg(long, default_value = "generous")]
+    watch_preset: String,
+    /// Multiplier of every duration of the realistic preset (0.01: compaction every 3 s).
+    #[arg(long, default_value_t = 1.0)]
+    watch_time_scale: f64,
 }
 
 #[tokio::main]
@@ -74,7 +86,21 @@ async fn main() -> anyhow::Result<()> {
     if args.tokens.is_empty() && args.read_only_tokens.is_empty() {
         bail!("no token given: pass --token or set KUBE_EMULATOR_TOKENS");
     }
-    let defaults = EmulatorConfig::default();
+    if !(args.watch_time_scale.is_finite() && args.watch_time_scale > 0.0) {
+        bail!(
+            "--watch-time-scale must be a positive number, not {}",
+            args.watch_time_scale
+        );
+    }
+    let Some(preset) =
+        kube_emulator::watch::WatchPreset::from_name(&args.watch_preset, args.watch_time_scale)
+    else {
+        bail!(
+            "unknown --watch-preset {:?} (generous or realistic)",
+            args.watch_preset
+        );
+    };
+    let defaults = EmulatorConfig::default().with_watch_preset(preset);
     let mut config = EmulatorConfig {
         listen: args.listen,
         tls: !args.plain_http,
@@ -83,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
         path_prefix: args.path_prefix,
         tokens: args.tokens,
         read_only_tokens: args.read_only_tokens,
+        rbac_manifests: args
+            .rbac_manifests
+            .iter()
+            .map(|spec| kube_emulator::rbac::RbacManifest::parse(spec))
+            .collect(),
         namespaces: if args.namespaces.is_empty() {
             defaults.namespaces.clone()
         } else {

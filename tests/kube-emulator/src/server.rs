@@ -26,17 +26,18 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::{self, Body, Reply};
-use crate::auth::Tokens;
+use crate::auth::{Identity, Tokens};
 use crate::config::EmulatorConfig;
 use crate::control::Control;
 use crate::encoding::{base64_encode, parse_query};
+use crate::rbac::Policy;
 use crate::resources::Registry;
 use crate::state::{Settings, Shared};
 use crate::status::ApiError;
 use crate::store::{ObjectKey, Store};
 use crate::{Error, admin, tls};
 
-/// User name of the configured read-only tokens.
+/// User name of the configured read-only tokens (in `kube-emulator:viewers`).
 pub const READ_ONLY_USER: &str = "kube-emulator-viewer";
 
 /// The HTTP response body: a whole document or a streamed watch.
@@ -161,6 +162,7 @@ fn initial_store(registry: &Registry, config: &EmulatorConfig) -> Result<Store, 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
     let mut store = Store::starting_at(config.history_limit, epoch_micros);
+    store.set_watch_window(config.watch_window);
     let namespaces = registry.namespaces();
     let mut seen = Vec::new();
     for name in &config.namespaces {
@@ -186,7 +188,11 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     let store = initial_store(&registry, &config)?;
     let mut tokens = Tokens::new(&config.tokens);
     for token in &config.read_only_tokens {
-        tokens.add(token, READ_ONLY_USER, true);
+        tokens.add(token, Identity::viewer(READ_ONLY_USER));
+    }
+    let mut rbac = Policy::with_defaults();
+    for manifest in &config.rbac_manifests {
+        rbac.load(manifest).map_err(Error::Rbac)?;
     }
     let shared = Arc::new(Shared::new(
         registry,
@@ -194,7 +200,9 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         tokens,
         Settings {
             watch_buffer: config.watch_buffer,
+            watch_timeouts: config.watch_timeouts,
         },
+        rbac,
     ));
     let prefix: Arc<str> = normalize_prefix(config.path_prefix.as_deref()).into();
     let tls = if config.tls {
@@ -234,6 +242,13 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
             shutdown_signal.clone(),
         )),
     ];
+    if let Some(interval) = config.compaction_interval {
+        tasks.push(tokio::spawn(compactor(
+            Arc::downgrade(&shared),
+            interval,
+            shutdown_signal.clone(),
+        )));
+    }
     let admin_addr = match config.admin_listen {
         Some(addr) => {
             let admin_listener = TcpListener::bind(addr)
@@ -427,6 +442,30 @@ async fn bookmark_ticker(
                 let mut state = shared.state();
                 let resource_version = state.store.resource_version();
                 state.hub.bookmark(resource_version);
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// kube-apiserver's etcd compactor (`storage/etcd3/compact.go`): every
+/// interval it compacts to the revision it saw at the previous round, so the
+/// last interval's history always survives; the first round only records.
+async fn compactor(shared: Weak<Shared>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut previous: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let Some(shared) = shared.upgrade() else { break };
+                let mut state = shared.state();
+                if let Some(revision) = previous {
+                    let through = state.store.compact_through(revision);
+                    tracing::debug!(through, "compacted");
+                }
+                previous = Some(state.store.resource_version());
             }
             _ = shutdown.changed() => break,
         }

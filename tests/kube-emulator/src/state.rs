@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use crate::auth::Tokens;
 use crate::faults::Faults;
+use crate::rbac::Policy;
 use crate::resources::Registry;
 use crate::store::{Change, Store};
 use crate::watch::WatchHub;
@@ -33,6 +34,8 @@ impl State {
 pub struct Settings {
     /// Per-watcher event buffer before a slow watcher is closed.
     pub watch_buffer: usize,
+    /// Server-side watch timeouts, when the configuration asks for them.
+    pub watch_timeouts: Option<crate::watch::WatchTimeouts>,
 }
 
 /// Everything the request handlers share.
@@ -45,11 +48,19 @@ pub struct Shared {
     request_counts: Mutex<BTreeMap<String, u64>>,
     /// Fixed settings.
     pub settings: Settings,
+    /// Roles and bindings every request is authorized against.
+    pub rbac: Policy,
 }
 
 impl Shared {
     /// Assembles the shared state.
-    pub fn new(registry: Registry, store: Store, tokens: Tokens, settings: Settings) -> Self {
+    pub fn new(
+        registry: Registry,
+        store: Store,
+        tokens: Tokens,
+        settings: Settings,
+        rbac: Policy,
+    ) -> Self {
         Self {
             registry: Arc::new(registry),
             state: Mutex::new(State {
@@ -60,6 +71,7 @@ impl Shared {
             faults: Mutex::new(Faults::default()),
             request_counts: Mutex::new(BTreeMap::new()),
             settings,
+            rbac,
         }
     }
 

@@ -257,6 +257,14 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The HTML escaping kube-apiserver applies to Forbidden messages (they may echo a path).
+fn sanitize(message: &str) -> String {
+    message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn resource_details(gr: &GroupResource, name: &str) -> StatusDetails {
     StatusDetails {
         name: name.to_string(),
@@ -376,9 +384,12 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// 403 Forbidden, with the RBAC message the real authorizer gives.
+    /// 403 Forbidden, with the message kube-apiserver gives when no authorizer allows a resource
+    /// request (`responsewriters.Forbidden` and `errors.NewForbidden` in k8s.io/apiserver): the subject
+    /// names the resource without its subresource, the sentence names both.
     pub fn forbidden_rbac(
         gr: &GroupResource,
+        subresource: Option<&str>,
         name: &str,
         user: &str,
         verb: &str,
@@ -389,6 +400,10 @@ impl ApiError {
         } else {
             format!("{gr} \"{name}\" is forbidden")
         };
+        let resource = match subresource {
+            Some(sub) => format!("{}/{sub}", gr.resource),
+            None => gr.resource.clone(),
+        };
         let scope = match namespace {
             Some(ns) => format!("in the namespace \"{ns}\""),
             None => "at the cluster scope".to_string(),
@@ -396,12 +411,25 @@ impl ApiError {
         Self::new(
             403,
             "Forbidden",
-            format!(
-                "{subject}: User \"{user}\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
-                gr.resource, gr.group
-            ),
+            sanitize(&format!(
+                "{subject}: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+                gr.group
+            )),
         )
         .with_details(resource_details(gr, name))
+    }
+
+    /// 403 Forbidden for a non-resource path (`/api`, `/version`): `forbidden: User "system:anonymous"
+    /// cannot get path "/api"`, with empty details.
+    pub fn forbidden_path(user: &str, verb: &str, path: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            sanitize(&format!(
+                "forbidden: User \"{user}\" cannot {verb} path \"{path}\""
+            )),
+        )
+        .with_details(StatusDetails::default())
     }
 
     /// 403 Forbidden with a free-form reason.
@@ -687,13 +715,14 @@ mod tests {
 
     #[test]
     fn forbidden_names_user_verb_and_scope() {
-        let error = ApiError::forbidden_rbac(&spark(), "", "ro", "create", Some("jobs"));
+        let error = ApiError::forbidden_rbac(&spark(), None, "", "ro", "create", Some("jobs"));
         assert_eq!(
             error.message,
             "sparkapplications.spark.apache.org is forbidden: User \"ro\" cannot create resource \"sparkapplications\" in API group \"spark.apache.org\" in the namespace \"jobs\""
         );
         let cluster = ApiError::forbidden_rbac(
             &GroupResource::new("", "namespaces"),
+            None,
             "x",
             "ro",
             "delete",
@@ -704,6 +733,19 @@ mod tests {
                 .message
                 .ends_with("in API group \"\" at the cluster scope")
         );
+        let status =
+            ApiError::forbidden_rbac(&spark(), Some("status"), "pi", "sa", "patch", Some("j"));
+        assert_eq!(
+            status.message,
+            "sparkapplications.spark.apache.org \"pi\" is forbidden: User \"sa\" cannot patch resource \"sparkapplications/status\" in API group \"spark.apache.org\" in the namespace \"j\""
+        );
+        assert_eq!(status.to_status()["details"]["kind"], "sparkapplications");
+        let path = ApiError::forbidden_path("system:anonymous", "get", "/<x>");
+        assert_eq!(
+            path.message,
+            "forbidden: User \"system:anonymous\" cannot get path \"/&lt;x&gt;\""
+        );
+        assert_eq!(path.to_status()["details"], serde_json::json!({}));
     }
 
     #[test]

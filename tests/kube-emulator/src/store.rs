@@ -5,6 +5,13 @@
 //! resourceVersions are a single increasing integer over all resources, like
 //! etcd's revision; the history keeps each change with the object before it,
 //! so a list "as of" an older resourceVersion can be rebuilt by rolling back.
+//!
+//! Two bounds apply, as on a real API server: compaction (etcd's, see
+//! [`Store::compact_through`]) expires a resourceVersion for everything, lists
+//! and watches; the optional watch window (the watch cache's capacity, see
+//! [`Store::set_watch_window`]) expires it for watches only, which the real
+//! server serves from that cache while exact lists and continue tokens are
+//! read from etcd.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -77,6 +84,8 @@ pub struct Store {
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
     compacted_through: u64,
+    watch_window: Option<usize>,
+    compactions: u64,
 }
 
 impl Store {
@@ -88,6 +97,8 @@ impl Store {
             history: VecDeque::new(),
             history_limit: history_limit.max(1),
             compacted_through: 0,
+            watch_window: None,
+            compactions: 0,
         }
     }
 
@@ -121,6 +132,30 @@ impl Store {
     /// Number of stored objects of all types.
     pub fn object_count(&self) -> usize {
         self.objects.values().map(BTreeMap::len).sum()
+    }
+
+    /// The oldest resourceVersion a watch may resume from: the compaction point,
+    /// or later when the watch window is shorter than the retained history.
+    pub fn oldest_watchable(&self) -> u64 {
+        match self.watch_window {
+            Some(window) if self.history.len() > window => {
+                // The newest change outside the window: resuming from it
+                // replays exactly the window.
+                self.history[self.history.len() - window - 1].resource_version
+            }
+            _ => self.compacted_through,
+        }
+    }
+
+    /// How many compactions ran (periodic or requested).
+    pub fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// Limits watch replay to the last `window` changes (of all types), like
+    /// the API server's watch cache; `None` lets watches use all history.
+    pub fn set_watch_window(&mut self, window: Option<usize>) {
+        self.watch_window = window.map(|w| w.max(1));
     }
 
     /// Changes the history bound, trimming at once if needed.
@@ -227,6 +262,19 @@ impl Store {
         }))
     }
 
+    /// Every retained change after `resource_version`, oldest first, for a
+    /// watch: bounded by the watch window as well as by compaction.
+    pub fn watch_changes_since(&self, resource_version: u64) -> Result<Vec<Arc<Change>>, Expired> {
+        let oldest = self.oldest_watchable();
+        if resource_version < oldest {
+            return Err(Expired {
+                requested: resource_version,
+                oldest,
+            });
+        }
+        self.changes_since(resource_version)
+    }
+
     /// Every retained change after `resource_version`, oldest first.
     pub fn changes_since(&self, resource_version: u64) -> Result<Vec<Arc<Change>>, Expired> {
         // A version from the future was handed out by another server instance.
@@ -269,8 +317,22 @@ impl Store {
 
     /// Forgets all history: watches from any resourceVersion before now get 410.
     pub fn compact(&mut self) -> u64 {
-        self.history.clear();
-        self.compacted_through = self.resource_version;
+        self.compact_through(self.resource_version)
+    }
+
+    /// etcd's `Compact(rev)`: forgets the changes up to `resource_version`, so
+    /// lists and watches from an older resourceVersion get 410. Never moves the
+    /// compaction point back. Returns it.
+    pub fn compact_through(&mut self, resource_version: u64) -> u64 {
+        let through = resource_version.min(self.resource_version);
+        self.compactions += 1;
+        if through > self.compacted_through {
+            let keep_from = self
+                .history
+                .partition_point(|c| c.resource_version <= through);
+            self.history.drain(..keep_from);
+            self.compacted_through = through;
+        }
         self.compacted_through
     }
 
@@ -459,5 +521,45 @@ mod tests {
         assert!(store.has_objects_in_namespace("b"));
         assert!(!store.has_objects_in_namespace("c"));
         assert!(!store.has_objects_in_namespace(""));
+    }
+
+    #[test]
+    fn compacting_through_a_version_keeps_later_history() {
+        // etcd's Compact(rev): revisions up to rev are gone, later ones stay.
+        let mut store = Store::new(100);
+        for i in 0..5 {
+            store.put(WIDGETS, key("a"), object("a", i)); // 1..=5
+        }
+        assert_eq!(store.compact_through(3), 3);
+        assert_eq!(store.history_len(), 2);
+        assert!(store.changes_since(2).is_err());
+        assert!(store.snapshot_at(WIDGETS, 2).is_err());
+        assert_eq!(store.changes_since(3).unwrap().len(), 2);
+        assert_eq!(store.compact_through(1), 3, "never moves back");
+        assert_eq!(store.compact_through(99), 5, "never past the present");
+        assert_eq!(store.compactions(), 3);
+    }
+
+    #[test]
+    fn the_watch_window_expires_watches_but_not_lists() {
+        // The watch cache holds fewer events than etcd: a watch from before its
+        // window gets 410 while an exact list at that version still works.
+        let mut store = Store::new(100);
+        store.set_watch_window(Some(2));
+        for i in 0..5 {
+            store.put(WIDGETS, key(&format!("o{i}")), object("x", i)); // 1..=5
+        }
+        assert_eq!(store.oldest_watchable(), 3);
+        assert_eq!(
+            store.watch_changes_since(2),
+            Err(Expired {
+                requested: 2,
+                oldest: 3
+            })
+        );
+        assert_eq!(store.watch_changes_since(3).unwrap().len(), 2);
+        assert_eq!(store.snapshot_at(WIDGETS, 1).unwrap().len(), 1);
+        store.set_watch_window(None);
+        assert_eq!(store.watch_changes_since(0).unwrap().len(), 5);
     }
 }

@@ -6,6 +6,12 @@
 //! resourceVersion order with no gap between its replay and its live events.
 //! Each watcher has a bounded buffer; a watcher that falls behind is closed
 //! (the real API server does the same) so slow clients never block writers.
+//!
+//! [`WatchPreset`] chooses between the emulator's generous defaults (long
+//! history, frequent bookmarks, nothing expires on its own) and a real API
+//! server's behaviour, time-scaled so tests stay fast: periodic etcd
+//! compaction, a bounded watch cache, bookmarks once a minute, server-side
+//! watch timeouts with a bookmark just before them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +26,121 @@ use crate::resources::ResourceId;
 use crate::status::ApiError;
 use crate::store::{Change, ChangeKind};
 use crate::view::{ObjectFilter, View};
+
+/// kube-apiserver's defaults that [`WatchPreset::Realistic`] copies, unscaled.
+pub mod real {
+    use std::time::Duration;
+
+    /// `--etcd-compaction-interval` (default 5m): each round compacts etcd to the
+    /// revision seen at the previous round (`storage/etcd3/compact.go`).
+    pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+    /// The cacher's `defaultBookmarkFrequency` (1m).
+    pub const BOOKMARK_FREQUENCY: Duration = Duration::from_secs(60);
+    /// `--min-request-timeout` (default 1800s): a watch without
+    /// `timeoutSeconds` is closed after a random time in [t, 2t)
+    /// (`endpoints/handlers/get.go`).
+    pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+    /// The cacher sends a watcher that allows bookmarks one this long before
+    /// its deadline (`cacheWatcher.nextBookmarkTime`), so it can resume from a
+    /// fresh resourceVersion.
+    pub const PRE_TIMEOUT_BOOKMARK: Duration = Duration::from_secs(2);
+    /// Events the watch cache keeps. The real one sizes itself between 100 and
+    /// 102,400 events to hold about 75 s of them (`DefaultEventFreshDuration`);
+    /// a fixed count keeps the emulator deterministic.
+    pub const WATCH_CACHE_EVENTS: usize = 1_000;
+}
+
+/// How history, bookmarks and watch lifetimes behave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WatchPreset {
+    /// The emulator's defaults: 100,000 changes kept, bookmarks every 5 s, no
+    /// compaction, watches end only on `timeoutSeconds` or a drop.
+    Generous,
+    /// A real API server's behaviour ([`real`]) with every duration multiplied
+    /// by `time_scale` (1.0 = real time; 0.01 turns 5 minutes into 3 s),
+    /// including the `timeoutSeconds` clients ask for.
+    Realistic {
+        /// Multiplier of every duration.
+        time_scale: f64,
+    },
+}
+
+impl WatchPreset {
+    /// Parses a preset name (`generous`/`default` or `realistic`).
+    pub fn from_name(name: &str, time_scale: f64) -> Option<Self> {
+        match name {
+            "generous" | "default" => Some(Self::Generous),
+            "realistic" => Some(Self::Realistic { time_scale }),
+            _ => None,
+        }
+    }
+
+    /// The settings this preset stands for.
+    pub fn behaviour(self) -> WatchBehaviour {
+        match self {
+            Self::Generous => WatchBehaviour {
+                history_limit: 100_000,
+                watch_window: None,
+                bookmark_interval: Duration::from_secs(5),
+                compaction_interval: None,
+                timeouts: None,
+            },
+            Self::Realistic { time_scale } => {
+                let scale = |d: Duration| d.mul_f64(time_scale.max(0.0));
+                WatchBehaviour {
+                    // etcd keeps everything since the last compaction; the cap
+                    // only bounds memory.
+                    history_limit: 100_000,
+                    watch_window: Some(real::WATCH_CACHE_EVENTS),
+                    bookmark_interval: scale(real::BOOKMARK_FREQUENCY),
+                    compaction_interval: Some(scale(real::COMPACTION_INTERVAL)),
+                    timeouts: Some(WatchTimeouts {
+                        min_request_timeout: scale(real::MIN_REQUEST_TIMEOUT),
+                        pre_timeout_bookmark: scale(real::PRE_TIMEOUT_BOOKMARK),
+                        time_scale: time_scale.max(0.0),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// The knobs a [`WatchPreset`] sets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WatchBehaviour {
+    /// Changes kept for lists and watches (until compaction).
+    pub history_limit: usize,
+    /// Changes a watch can resume over (the watch cache); `None`: all history.
+    pub watch_window: Option<usize>,
+    /// Interval of BOOKMARK events.
+    pub bookmark_interval: Duration,
+    /// Interval of the periodic compaction; `None`: never.
+    pub compaction_interval: Option<Duration>,
+    /// Server-side watch timeouts; `None`: only `timeoutSeconds`, unscaled.
+    pub timeouts: Option<WatchTimeouts>,
+}
+
+/// Server-side watch lifetimes, as `--min-request-timeout` sets them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WatchTimeouts {
+    /// A watch without `timeoutSeconds` (or with 0) ends after a random time
+    /// in [this, twice this).
+    pub min_request_timeout: Duration,
+    /// A watch that allows bookmarks gets one this long before its deadline.
+    pub pre_timeout_bookmark: Duration,
+    /// Multiplier of the `timeoutSeconds` a client asks for.
+    pub time_scale: f64,
+}
+
+impl WatchTimeouts {
+    /// When a watch asking for `timeout_seconds` is closed by the server.
+    pub fn timeout_for(&self, timeout_seconds: Option<u64>) -> Duration {
+        match timeout_seconds.filter(|s| *s > 0) {
+            Some(seconds) => Duration::from_secs(seconds).mul_f64(self.time_scale),
+            None => self.min_request_timeout.mul_f64(1.0 + fastrand::f64()),
+        }
+    }
+}
 
 /// What the hub sends a watcher.
 #[derive(Debug, Clone)]
@@ -43,6 +164,7 @@ struct Slot {
 pub struct WatchHub {
     next_id: u64,
     slots: HashMap<u64, Slot>,
+    expired: u64,
 }
 
 impl WatchHub {
@@ -72,6 +194,25 @@ impl WatchHub {
     /// Forgets a watcher (its connection ended).
     pub fn unregister(&mut self, id: u64) {
         self.slots.remove(&id);
+    }
+
+    /// Counts a watch refused with 410 Expired.
+    pub fn record_expired(&mut self) {
+        self.expired += 1;
+    }
+
+    /// Watches refused with 410 Expired so far.
+    pub fn expired_count(&self) -> u64 {
+        self.expired
+    }
+
+    /// Sends one watcher a bookmark (if it asked for them). Called under the
+    /// store lock, so every change up to `resource_version` is already queued
+    /// before it.
+    pub fn bookmark_one(&mut self, id: u64, resource_version: u64) {
+        if let Some(slot) = self.slots.get(&id).filter(|s| s.wants_bookmarks) {
+            let _ = slot.sender.try_send(WatchItem::Bookmark(resource_version));
+        }
     }
 
     /// Number of open watches.
@@ -244,10 +385,12 @@ pub struct WatchStream {
     pub filter: ObjectFilter,
     /// Where to start.
     pub start: WatchStart,
-    /// `timeoutSeconds`.
+    /// When the server closes the watch.
     pub timeout: Option<Duration>,
     /// `allowWatchBookmarks`.
     pub bookmarks: bool,
+    /// How long before the deadline to ask the hub for a bookmark, and how.
+    pub pre_timeout_bookmark: Option<(Duration, Box<dyn FnOnce() + Send>)>,
 }
 
 /// Runs when dropped; unregisters the watcher however the task ends.
@@ -283,8 +426,18 @@ pub async fn run(
         start,
         timeout,
         bookmarks,
+        pre_timeout_bookmark,
     } = stream;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    // The bookmark request goes through the hub so it queues behind every
+    // change already sent to this watcher.
+    // As `nextBookmarkTime`: none when the deadline is closer than the lead.
+    let (mut bookmark_request, bookmark_at) = match (pre_timeout_bookmark, deadline, timeout) {
+        (Some((lead, request)), Some(deadline), Some(timeout)) if bookmarks && timeout > lead => {
+            (Some(request), deadline.checked_sub(lead))
+        }
+        _ => (None, None),
+    };
     let send = |event: EventType, object: &Value| {
         let rendered = match event {
             EventType::Bookmark | EventType::Error => object.clone(),
@@ -328,6 +481,12 @@ pub async fn run(
         let item = tokio::select! {
             item = items.recv() => item,
             () = sleep_until(deadline) => None,
+            () = sleep_until(bookmark_at), if bookmark_request.is_some() => {
+                if let Some(request) = bookmark_request.take() {
+                    request();
+                }
+                continue;
+            }
             () = out.closed() => None,
         };
         let delivered = match item {
@@ -453,6 +612,64 @@ mod tests {
         hub.bookmark(5);
         assert!(matches!(with.try_recv(), Ok(WatchItem::Bookmark(5))));
         assert!(without.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_generous_preset_is_the_default_configuration() {
+        let defaults = crate::EmulatorConfig::default();
+        let generous = WatchPreset::Generous.behaviour();
+        assert_eq!(
+            (
+                generous.history_limit,
+                generous.watch_window,
+                generous.bookmark_interval,
+                generous.compaction_interval,
+                generous.timeouts,
+            ),
+            (
+                defaults.history_limit,
+                defaults.watch_window,
+                defaults.bookmark_interval,
+                defaults.compaction_interval,
+                defaults.watch_timeouts,
+            )
+        );
+    }
+
+    #[test]
+    fn the_realistic_preset_scales_the_api_servers_defaults() {
+        let behaviour = WatchPreset::from_name("realistic", 0.01)
+            .unwrap()
+            .behaviour();
+        assert_eq!(behaviour.compaction_interval, Some(Duration::from_secs(3)));
+        assert_eq!(behaviour.bookmark_interval, Duration::from_millis(600));
+        assert_eq!(behaviour.watch_window, Some(real::WATCH_CACHE_EVENTS));
+        let timeouts = behaviour.timeouts.unwrap();
+        assert_eq!(timeouts.pre_timeout_bookmark, Duration::from_millis(20));
+        // kube-rs asks for 290 s.
+        assert_eq!(
+            timeouts.timeout_for(Some(290)),
+            Duration::from_millis(2_900)
+        );
+        // Without timeoutSeconds (or with 0): 1-2x --min-request-timeout.
+        for asked in [None, Some(0)] {
+            let chosen = timeouts.timeout_for(asked);
+            assert!(chosen >= Duration::from_secs(18) && chosen < Duration::from_secs(36));
+        }
+        assert!(WatchPreset::from_name("fast", 1.0).is_none());
+    }
+
+    #[test]
+    fn a_single_watcher_can_get_a_bookmark() {
+        let mut hub = WatchHub::default();
+        let (id, mut with) = hub.register(WIDGETS, None, true, 8);
+        let (other, mut without) = hub.register(WIDGETS, None, false, 8);
+        let (_, mut bystander) = hub.register(WIDGETS, None, true, 8);
+        hub.bookmark_one(id, 9);
+        hub.bookmark_one(other, 9);
+        assert!(matches!(with.try_recv(), Ok(WatchItem::Bookmark(9))));
+        assert!(without.try_recv().is_err());
+        assert!(bystander.try_recv().is_err());
     }
 
     #[test]

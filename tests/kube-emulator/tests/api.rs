@@ -778,9 +778,23 @@ async fn authentication_authorization_and_token_rotation() {
     let http = Http::new(&emulator);
     let control = emulator.control();
     let url = format!("{}{APPS}", emulator.base_url());
+    // As kube-apiserver with anonymous auth on: no token is system:anonymous (403), a token nobody
+    // issued is 401.
     let anonymous = reqwest::get(&url).await.unwrap();
-    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(anonymous.status().as_u16(), 403);
     let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "sparkapplications.spark.apache.org is forbidden: User \"system:anonymous\" cannot list resource \"sparkapplications\" in API group \"spark.apache.org\" in the namespace \"jobs\""
+    );
+    let unknown = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("nobody-issued-this")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 401);
+    let body: Value = unknown.json().await.unwrap();
     assert_eq!(
         (body["reason"].as_str(), body["kind"].as_str()),
         (Some("Unauthorized"), Some("Status"))

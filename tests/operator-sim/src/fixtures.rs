@@ -58,6 +58,12 @@ impl App {
         self
     }
 
+    /// Sets one annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.0["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
     /// Adds the operator's finalizer.
     pub fn finalized(mut self) -> Self {
         self.0["metadata"]["finalizers"] = json!([FINALIZER]);

@@ -16,6 +16,8 @@
 //! - [`plan`] holds the pure core, `next_step(app, settings, now) -> Step { action, delay }`.
 //! - [`scheduler`] holds one keyed deadline queue for all applications.
 //! - [`runner`] holds the watch loop, [`run`] and [`SimConfig`].
+//! - [`real`] holds real execution's pure part: the operator's submission from a spec, what
+//!   changes on one machine, and the driver observers; [`drivers`] runs the `spark-submit`s.
 //! - [`connect`] holds the code building a `kube::Client` from a kubeconfig, a context, or by inference.
 //! - [`error`] holds [`Error`], the library's error type.
 //!
@@ -31,11 +33,33 @@
 //!
 //! # Choosing a scenario per application
 //! Annotations (or, if absent, labels) on the SparkApplication:
-//! - `operator-sim.spark-gateway.io/scenario`: one of `success`, `failure`,
-//!   `driver-start-timeout`, `eviction`, `restart-then-success`, `stuck`
+//! - `operator-sim.spark-gateway.io/scenario`: one of the scenarios below
 //!   ([`scenario::SCENARIO_KEY`]);
 //! - `operator-sim.spark-gateway.io/step-millis`: delay between two states in milliseconds
-//!   ([`scenario::STEP_MILLIS_KEY`]).
+//!   ([`scenario::STEP_MILLIS_KEY`]);
+//! - `operator-sim.spark-gateway.io/pace`: `compressed` (default) or `realistic`
+//!   ([`scenario::PACE_KEY`], [`scenario::Pace`]). In both, one step stands for one second of
+//!   the operator's time. `compressed` honours the spec's `applicationTimeoutConfig` timeouts
+//!   scaled that way (unset: one step; <= 0: never) and keeps TTL, retention and an explicit
+//!   `restartBackoffMillis` as written (unset backoff: one step). `realistic` uses the
+//!   operator's defaults and requeues, all scaled: 300 s timeouts noticed at the next 120 s
+//!   reconcile (360 s), 30 s restart backoff, cleanup right after the outcome, 2 s
+//!   (`terminationRequeuePeriodMillis`) before the delete's finalizer release, about 3 s per lost
+//!   status-write race (409), TTL and retention scaled too.
+//!
+//! - `operator-sim.spark-gateway.io/execution`: `real` or `scripted` ([`real::EXECUTION_KEY`]);
+//!   without it, an application naming a scenario is scripted and any other runs for real when
+//!   the simulator has Spark and `--real-by-default` (the local world's setting).
+//!
+//! # Real execution
+//! With `--spark-home DIR` (a Spark distribution, e.g. pyspark's) the simulator runs chosen
+//! applications with `spark-submit` on this machine, building the submission exactly as operator
+//! 0.5.0 does and taking the driver phase (`DriverRequested` to the outcome) from the process:
+//! see [`real`] for the operator code each piece mirrors and what differs, [`drivers`] for the
+//! bounds (`--max-spark-submits`, `--spark-max-driver-memory-mib`, `--spark-run-timeout-secs`),
+//! `--spark-jobs DIR` for where `local:///opt/spark/...` resolves and `--spark-log-dir` for the
+//! driver logs. Everything else (finalizer, cleanup, restarts, retain, TTL, delete) is the same
+//! core as for scripted applications.
 //!
 //! Missing or invalid values fall back to [`SimConfig::defaults`] (binary: `--default-scenario`,
 //! `--step-millis`; defaults `success`, 300 ms); invalid ones are logged once.
@@ -46,8 +70,16 @@
 //! | `failure` | ... RunningHealthy, Failed |
 //! | `driver-start-timeout` | Submitted, DriverRequested, DriverStartTimedOut |
 //! | `eviction` | ... RunningHealthy, DriverEvicted |
-//! | `restart-then-success` | attempt 0 as `failure`, ScheduledToRestart, attempt 1 as `success` |
+//! | `restart-then-success` | attempt 0 as `failure`; under a restart policy ScheduledToRestart, attempt 1 as `success` |
 //! | `stuck` | ... RunningHealthy, then nothing until deleted |
+//! | `scheduling-failure` | Submitted, SchedulingFailure "Failed to request driver from scheduler backend. StackTrace: ..." (`AppInitStep`) |
+//! | `unbuildable-spec` | Submitted, SchedulingFailure, then ResourceReleased "Cannot build Spark spec for given application, ..." without restart (`AppCleanUpStep`) |
+//! | `driver-removed` | ... RunningHealthy, Failed "Driver removed. ..." without pod status (`AppReconcileStep.observeDriver`) |
+//! | `driver-ready-timeout` | Submitted, DriverRequested, DriverStarted, DriverReadyTimedOut after `driverReadyTimeoutMillis` |
+//! | `executors-start-timeout` | ... DriverReady, InitializedBelowThresholdExecutors (`initExecutors` > 1), ExecutorsStartTimedOut after `executorStartTimeoutMillis`; without `instanceConfig.initExecutors` RunningHealthy and nothing more (`AppRunningStep`) |
+//! | `executors-lost` | ... RunningHealthy, RunningWithBelowThresholdExecutors (with `initExecutors` and `minExecutors` > 0), Succeeded |
+//! | `fast-start` | Submitted, DriverRequested, DriverStarted + DriverReady in one write, RunningHealthy, Succeeded |
+//! | `finished-between-checks` | Submitted, DriverRequested, Failed "Driver container is terminated without SparkContext / SparkSession initialization." + Succeeded in one write (`AppDriverStartObserver` then `AppDriverReadyObserver`); the cleanup acts on Succeeded |
 //!
 //! # Facts of the operator 0.5.0 this follows
 //! Read from apache/spark-kubernetes-operator at tag 0.5.0 (`Constants.java`,
@@ -106,16 +138,16 @@
 //! # Approximations
 //! - Pace: each scripted state follows the previous one after the step delay (the real one
 //!   depends on pods); the finalizer and `Submitted` are written at once, while the operator
-//!   writes `Submitted` and `DriverRequested` in one reconcile.
-//! - Timeouts: `DriverStartTimedOut` comes one step after `DriverRequested`, not after
-//!   `driverStartTimeoutMillis`. The outcome-to-cleanup step also takes one step delay.
-//! - `restart-then-success` with no `restartConfig.restartPolicy` in the spec behaves as
-//!   `OnFailure` (an explicit policy, including `Never`, is honoured). An unset
-//!   `restartBackoffMillis` uses the step delay instead of the operator's 30 s.
-//! - The finalizer is removed right after the delete's `ResourceReleased` is written (the
-//!   operator waits `terminationRequeuePeriodMillis`, 2 s).
+//!   writes `Submitted` and `DriverRequested` in one reconcile. Pod events that trigger an
+//!   early reconcile are not modelled: a realistic timeout is noticed at a 120 s reconcile.
+//! - `compressed` pace: unset timeouts take one step, the outcome-to-cleanup step takes one
+//!   step, the finalizer goes right after the delete's `ResourceReleased`, a 409 is retried at
+//!   once (see the pace above for `realistic`).
+//! - Executor counts are not simulated: the threshold scenarios pick the counts that produce
+//!   the states (one executor short of `initExecutors`, below `minExecutors` once).
 //! - Simulated driver pod statuses (exit code 1, eviction with exit 137, a Pending pod for the
-//!   timeout) are plausible, not recorded from real pods.
+//!   timeout) and the `SchedulingFailure` stack traces (a quota refusal; Spark's real "Must
+//!   specify the driver container image") are plausible, not recorded from real pods.
 //!
 //! # Schema fixture
 //! `fixtures/sparkapplication-v1-status.schema.json` is the `status` schema of the `v1` version
@@ -128,9 +160,11 @@
 //! simulator started later continues where the status says: overdue steps happen at once.
 
 pub mod connect;
+pub mod drivers;
 pub mod error;
 pub mod model;
 pub mod plan;
+pub mod real;
 pub mod runner;
 pub mod scenario;
 pub mod scheduler;
@@ -138,6 +172,7 @@ pub mod scheduler;
 #[cfg(test)]
 mod fixtures;
 
+pub use drivers::RealConfig;
 pub use error::{Error, Result};
 pub use plan::{Action, AppView, FINALIZER, Step, next_step};
 pub use runner::{SimConfig, api_resource, run, run_with_ready};

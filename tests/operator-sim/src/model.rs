@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::scenario::{InstanceConfig, Timeout};
+
 /// Messages the operator writes, copied as data from its `Constants.java` and status classes
 /// because consumers (the gateway, tests) match on them.
 pub mod messages {
@@ -39,6 +41,32 @@ pub mod messages {
         "Application is terminated without releasing resources as configured.";
     /// Override used when resources would be retained but a restart policy forces their release.
     pub const RESTART_FORCES_RELEASE: &str = "Application is configured to restart, resources created in current attempt would be force released.";
+
+    /// `Failed` when the driver pod is missing (`DRIVER_UNEXPECTED_REMOVED_MESSAGE`).
+    pub const DRIVER_UNEXPECTED_REMOVED: &str = "Driver removed. This could caused by 'exit' called in driver process with non-zero code, involuntary disruptions or unintentional destroy behavior, check Kubernetes events for more details.";
+    /// `Failed` when the driver pod succeeded before it was seen ready
+    /// (`DRIVER_TERMINATED_BEFORE_INITIALIZATION_MESSAGE`).
+    pub const DRIVER_TERMINATED_BEFORE_INITIALIZATION: &str =
+        "Driver container is terminated without SparkContext / SparkSession initialization.";
+    /// `DriverReadyTimedOut`: the operator reuses the start-timeout text
+    /// (`SparkAppStatusUtils.driverReadyTimedOut`).
+    pub const DRIVER_READY_TIMEOUT: &str = DRIVER_LAUNCH_TIMEOUT;
+    /// `ExecutorsStartTimedOut` (`EXECUTOR_LAUNCH_TIMEOUT_MESSAGE`).
+    pub const EXECUTOR_LAUNCH_TIMEOUT: &str =
+        "The Spark application failed to get enough executors in the given time threshold.";
+    /// `InitializedBelowThresholdExecutors`.
+    pub const INITIALIZED_WITH_BELOW_THRESHOLD_EXECUTORS: &str =
+        "The application is running with less than minimal number of requested initial executors.";
+    /// `RunningWithBelowThresholdExecutors`.
+    pub const RUNNING_WITH_BELOW_THRESHOLD_EXECUTORS: &str =
+        "The Spark application is running with less than minimal number of requested executors.";
+    /// Start of `SchedulingFailure` when requesting the driver threw (`AppInitStep`, followed by
+    /// `" StackTrace: "` and the exception's stack trace).
+    pub const SCHEDULE_FAILURE: &str = "Failed to request driver from scheduler backend.";
+    /// `ResourceReleased` when the cleanup of a `SchedulingFailure` cannot rebuild the spec
+    /// (`AppCleanUpStep`).
+    pub const CANNOT_BUILD_SPEC: &str =
+        "Cannot build Spark spec for given application, consider all resources as released.";
 
     /// `ResourceReleased` once `maxRestartAttempts` is reached (the operator's
     /// `"The maximum number of restart attempts (%d) has been exceeded."`).
@@ -276,8 +304,7 @@ impl ResourceRetainPolicy {
 /// `spec.applicationTolerations` as far as status decisions need it, with the operator's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tolerations {
-    /// `None` when the spec does not set it (the operator then uses `Never`); kept apart because
-    /// the `restart-then-success` scenario needs to know whether the user chose.
+    /// `None` when the spec does not set it: the operator then uses `Never`.
     pub restart_policy: Option<RestartPolicy>,
     /// Default 3.
     pub max_restart_attempts: i64,
@@ -289,6 +316,35 @@ pub struct Tolerations {
     pub resource_retain_duration_millis: i64,
     /// Default -1 (disabled).
     pub ttl_after_stop_millis: i64,
+    /// `applicationTimeoutConfig`, each `None` when unset (the operator's default is 300000;
+    /// the pace decides ours). A value <= 0 disables that timeout.
+    pub timeouts: TimeoutConfig,
+    /// `applicationTimeoutConfig.terminationRequeuePeriodMillis`, `None` when unset (2000).
+    pub termination_requeue_millis: Option<i64>,
+    /// `instanceConfig`.
+    pub instances: InstanceConfig,
+}
+
+/// `applicationTolerations.applicationTimeoutConfig` timeouts as the spec sets them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeoutConfig {
+    /// `driverStartTimeoutMillis`.
+    pub driver_start_millis: Option<i64>,
+    /// `driverReadyTimeoutMillis`.
+    pub driver_ready_millis: Option<i64>,
+    /// `executorStartTimeoutMillis`.
+    pub executor_start_millis: Option<i64>,
+}
+
+impl TimeoutConfig {
+    /// The spec's value of `timeout`.
+    pub fn get(&self, timeout: Timeout) -> Option<i64> {
+        match timeout {
+            Timeout::DriverStart => self.driver_start_millis,
+            Timeout::DriverReady => self.driver_ready_millis,
+            Timeout::ExecutorStart => self.executor_start_millis,
+        }
+    }
 }
 
 impl Default for Tolerations {
@@ -300,6 +356,9 @@ impl Default for Tolerations {
             resource_retain_policy: ResourceRetainPolicy::Never,
             resource_retain_duration_millis: -1,
             ttl_after_stop_millis: -1,
+            timeouts: TimeoutConfig::default(),
+            termination_requeue_millis: None,
+            instances: InstanceConfig::default(),
         }
     }
 }
@@ -338,6 +397,22 @@ impl Tolerations {
             .and_then(Value::as_i64)
         {
             out.ttl_after_stop_millis = ms;
+        }
+        if let Some(config) = tolerations.get("applicationTimeoutConfig") {
+            let ms = |key: &str| config.get(key).and_then(Value::as_i64);
+            out.timeouts = TimeoutConfig {
+                driver_start_millis: ms("driverStartTimeoutMillis"),
+                driver_ready_millis: ms("driverReadyTimeoutMillis"),
+                executor_start_millis: ms("executorStartTimeoutMillis"),
+            };
+            out.termination_requeue_millis = ms("terminationRequeuePeriodMillis");
+        }
+        if let Some(config) = tolerations.get("instanceConfig") {
+            let count = |key: &str| config.get(key).and_then(Value::as_i64).unwrap_or(0);
+            out.instances = InstanceConfig {
+                init_executors: count("initExecutors"),
+                min_executors: count("minExecutors"),
+            };
         }
         out
     }
@@ -476,6 +551,27 @@ mod tests {
         assert_eq!(t.resource_retain_policy, ResourceRetainPolicy::Always);
         assert_eq!(t.effective_retain_millis(), Some(10000));
         assert!(t.ttl_enabled());
+    }
+
+    #[test]
+    fn tolerations_read_timeouts_and_instance_config() {
+        let spec = json!({"applicationTolerations": {
+            "applicationTimeoutConfig": {"driverStartTimeoutMillis": 5000, "executorStartTimeoutMillis": 0,
+                                         "terminationRequeuePeriodMillis": 100},
+            "instanceConfig": {"initExecutors": 3, "minExecutors": 1, "maxExecutors": 5}
+        }});
+        let t = Tolerations::from_spec(Some(&spec));
+        assert_eq!(t.timeouts.get(Timeout::DriverStart), Some(5000));
+        assert_eq!(t.timeouts.get(Timeout::DriverReady), None);
+        assert_eq!(t.timeouts.get(Timeout::ExecutorStart), Some(0));
+        assert_eq!(t.termination_requeue_millis, Some(100));
+        assert_eq!(
+            t.instances,
+            InstanceConfig {
+                init_executors: 3,
+                min_executors: 1
+            }
+        );
     }
 
     #[test]

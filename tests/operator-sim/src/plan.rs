@@ -24,7 +24,7 @@ use crate::model::{
     ApplicationState, ApplicationStatus, AttemptSummary, RestartPolicy, StateSummary, Tolerations,
     messages,
 };
-use crate::scenario::{Scenario, Settings};
+use crate::scenario::{Beat, Mark, Pace, Scenario, Settings, Timeout};
 
 /// The finalizer the operator (Java Operator SDK default: `<plural>.<group>/finalizer`) puts
 /// on every SparkApplication it manages.
@@ -46,6 +46,8 @@ pub struct AppView {
     pub status: Option<ApplicationStatus>,
     /// The driver image from `sparkConf`, shown in simulated pod statuses.
     pub driver_image: Option<String>,
+    /// How long the operator's own waits take ([`crate::scenario::PACE_KEY`]).
+    pub pace: Pace,
 }
 
 impl AppView {
@@ -69,6 +71,7 @@ impl AppView {
             status: ApplicationStatus::from_status_value(data.get("status")),
             driver_image: conf("spark.kubernetes.driver.container.image")
                 .or_else(|| conf("spark.kubernetes.container.image")),
+            pace: Pace::resolve(metadata.annotations.as_ref(), metadata.labels.as_ref()),
         }
     }
 
@@ -138,8 +141,9 @@ impl Step {
 /// Decides the next step for `app` under `settings` at `now`.
 pub fn next_step(app: &AppView, settings: &Settings, now: Timestamp) -> Step {
     let clock = Clock::new(now);
+    let waits = Waits::new(app, settings);
     if app.deleting {
-        return on_delete(app, &clock);
+        return on_delete(app, &clock, &waits);
     }
     if !app.has_finalizer {
         return Step::now(Action::AddFinalizer);
@@ -150,11 +154,20 @@ pub fn next_step(app: &AppView, settings: &Settings, now: Timestamp) -> Step {
     };
 
     let tolerations = &app.tolerations;
-    let step_ms = millis(settings.step);
     let current = &status.current_state;
     let since = parse_ms(current.last_transition_time.as_deref());
     let write = |due: i64, build: &dyn Fn(&str) -> ApplicationStatus| {
         clock.at(due, |stamp| Action::WriteStatus(Box::new(build(stamp))))
+    };
+    let script = settings
+        .scenario
+        .attempt_script(status.current_attempt_id(), tolerations.instances);
+    let write_beat = |due: i64, beat: &Beat| {
+        write(due, &|stamp| {
+            beat.marks.iter().fold(status.clone(), |next, mark| {
+                next.append(scripted_state(*mark, stamp, app.driver_image.as_deref()))
+            })
+        })
     };
 
     match current.current_state_summary {
@@ -165,63 +178,183 @@ pub fn next_step(app: &AppView, settings: &Settings, now: Timestamp) -> Step {
             let stopped = status.last_state_before_termination();
             let base = parse_ms(stopped.last_transition_time.as_deref());
             clock.at(
-                base.saturating_add(tolerations.ttl_after_stop_millis),
+                base.saturating_add(waits.spec_duration(tolerations.ttl_after_stop_millis)),
                 |_| Action::DeleteApplication,
             )
         }
         StateSummary::TerminatedWithoutReleaseResources => {
             match tolerations.effective_retain_millis() {
                 None => Step::nothing(),
-                Some(retain) => write(since.saturating_add(retain), &|stamp| {
-                    status.append(ApplicationState::new(
-                        StateSummary::ResourceReleased,
-                        stamp,
-                        Some(messages::APP_EXCEEDED_RETAIN_DURATION.to_owned()),
-                    ))
-                }),
+                Some(retain) => write(
+                    since.saturating_add(waits.spec_duration(retain)),
+                    &|stamp| {
+                        status.append(ApplicationState::new(
+                            StateSummary::ResourceReleased,
+                            stamp,
+                            Some(messages::APP_EXCEEDED_RETAIN_DURATION.to_owned()),
+                        ))
+                    },
+                ),
             }
         }
-        outcome if outcome.is_stopping() => write(since.saturating_add(step_ms), &|stamp| {
-            terminate_or_restart(status, tolerations, settings.scenario, stamp)
-        }),
-        StateSummary::Submitted | StateSummary::ScheduledToRestart => {
-            let wait = if current.current_state_summary == StateSummary::ScheduledToRestart {
-                // The operator waits restartBackoffMillis (default 30 s) before the next attempt;
-                // unset, we keep the application's pace so tests stay fast.
-                tolerations.restart_backoff_millis.unwrap_or(step_ms)
-            } else {
-                step_ms
-            };
-            write(since.saturating_add(wait), &|stamp| {
-                status.append(scripted_state(
-                    StateSummary::DriverRequested,
-                    stamp,
-                    app.driver_image.as_deref(),
-                ))
+        outcome if outcome.is_stopping() => {
+            write(since.saturating_add(waits.cleanup()), &|stamp| {
+                terminate_or_restart(status, tolerations, settings.scenario, stamp)
             })
         }
-        running => {
-            let script = settings
-                .scenario
-                .attempt_script(status.current_attempt_id());
-            let next = match script.iter().position(|s| *s == running) {
-                Some(index) => script.get(index + 1).copied(),
-                // A state we never write (e.g. set by hand): continue with the first later one.
-                None => script.iter().copied().find(|s| *s > running),
+        StateSummary::Submitted | StateSummary::ScheduledToRestart => {
+            let wait = if current.current_state_summary == StateSummary::ScheduledToRestart {
+                // `AppInitStep` waits restartBackoffMillis after the restart.
+                waits.restart_backoff()
+            } else {
+                waits.step_ms
             };
-            match next {
+            match script.first() {
                 None => Step::nothing(),
-                Some(next) => write(since.saturating_add(step_ms), &|stamp| {
-                    status.append(scripted_state(next, stamp, app.driver_image.as_deref()))
+                Some(beat) => write_beat(since.saturating_add(wait), beat),
+            }
+        }
+        running => {
+            let next = match script
+                .iter()
+                .rposition(|beat| beat.last_summary() == Some(running))
+            {
+                Some(index) => script.get(index + 1),
+                // A state we never write (e.g. set by hand): continue with the first later one.
+                None => script.iter().find(|beat| {
+                    beat.marks
+                        .first()
+                        .is_some_and(|mark| mark.summary() > running)
                 }),
+            };
+            let Some(beat) = next else {
+                return Step::nothing();
+            };
+            let wait = match beat.timeout {
+                None => Some(waits.step_ms),
+                Some(timeout) => waits.timeout(timeout),
+            };
+            match wait {
+                // A disabled timeout (<= 0): the operator never gives up.
+                None => Step::nothing(),
+                Some(wait) => write_beat(since.saturating_add(wait), beat),
             }
         }
     }
 }
 
+/// The operator's default for every `applicationTimeoutConfig` timeout.
+const DEFAULT_TIMEOUT_MILLIS: i64 = 300_000;
+/// `restartConfig.restartBackoffMillis` default.
+const DEFAULT_RESTART_BACKOFF_MILLIS: i64 = 30_000;
+/// `applicationTimeoutConfig.terminationRequeuePeriodMillis` default.
+const DEFAULT_TERMINATION_REQUEUE_MILLIS: i64 = 2_000;
+/// `spark.kubernetes.operator.reconciler.intervalSeconds` default (`SparkOperatorConf`): with no
+/// pod event, the operator looks again this long after its last write, so a timeout is noticed
+/// at the first such reconcile after it expired.
+const RECONCILE_INTERVAL_MILLIS: i64 = 120_000;
+/// What one lost status-write race costs the operator: its status recorder re-reads and the SDK
+/// retries about 3 s later.
+const STATUS_CONFLICT_MILLIS: i64 = 3_000;
+
+/// The operator's waits for one application under its pace, in simulated milliseconds (see
+/// [`Pace`]: one step stands for one operator second).
+struct Waits<'a> {
+    step_ms: i64,
+    pace: Pace,
+    tolerations: &'a Tolerations,
+}
+
+impl<'a> Waits<'a> {
+    fn new(app: &'a AppView, settings: &Settings) -> Self {
+        Self {
+            step_ms: millis(settings.step),
+            pace: app.pace,
+            tolerations: &app.tolerations,
+        }
+    }
+
+    /// `ms` of operator time.
+    fn scaled(&self, ms: i64) -> i64 {
+        let scaled = i128::from(ms) * i128::from(self.step_ms) / 1000;
+        i64::try_from(scaled).unwrap_or(i64::MAX)
+    }
+
+    /// A retention or TTL from the spec: as written when compressed (wall-clock, like the
+    /// seed's 5-minute TTL), scaled when realistic.
+    fn spec_duration(&self, ms: i64) -> i64 {
+        match self.pace {
+            Pace::Compressed => ms,
+            Pace::Realistic => self.scaled(ms),
+        }
+    }
+
+    /// When `timeout` fires after the state it guards was entered; `None` when disabled.
+    fn timeout(&self, timeout: Timeout) -> Option<i64> {
+        let configured = self.tolerations.timeouts.get(timeout);
+        match self.pace {
+            Pace::Compressed => match configured {
+                None => Some(self.step_ms),
+                Some(ms) if ms <= 0 => None,
+                Some(ms) => Some(self.scaled(ms)),
+            },
+            Pace::Realistic => {
+                let ms = configured.unwrap_or(DEFAULT_TIMEOUT_MILLIS);
+                if ms <= 0 {
+                    return None;
+                }
+                // `AppDriverTimeoutObserver` compares with `isBefore(now)` at a reconcile; the
+                // reconciles come every interval after the state's write.
+                let reconciles = ms / RECONCILE_INTERVAL_MILLIS + 1;
+                Some(self.scaled(reconciles.saturating_mul(RECONCILE_INTERVAL_MILLIS)))
+            }
+        }
+    }
+
+    /// From `ScheduledToRestart` to the next attempt's first write.
+    fn restart_backoff(&self) -> i64 {
+        match (self.pace, self.tolerations.restart_backoff_millis) {
+            (Pace::Compressed, Some(ms)) => ms,
+            // Unset: keep the application's pace so tests stay fast.
+            (Pace::Compressed, None) => self.step_ms,
+            (Pace::Realistic, ms) => self.scaled(ms.unwrap_or(DEFAULT_RESTART_BACKOFF_MILLIS)),
+        }
+    }
+
+    /// From an outcome to the cleanup's write. The operator requeues at once after writing an
+    /// outcome; compressed keeps one step so each state is observable on its own.
+    fn cleanup(&self) -> i64 {
+        match self.pace {
+            Pace::Compressed => self.step_ms,
+            Pace::Realistic => 0,
+        }
+    }
+
+    /// From the delete's `ResourceReleased` to the finalizer's removal: the operator requeues
+    /// after `terminationRequeuePeriodMillis` before it lets the delete finish.
+    fn finalizer_release(&self) -> i64 {
+        match (self.pace, self.tolerations.termination_requeue_millis) {
+            (Pace::Compressed, None) => 0,
+            (Pace::Compressed, Some(ms)) => self.scaled(ms),
+            (Pace::Realistic, ms) => self.scaled(ms.unwrap_or(DEFAULT_TERMINATION_REQUEUE_MILLIS)),
+        }
+    }
+}
+
+/// How long to wait before deciding again after a status write lost a race (HTTP 409): none when
+/// compressed, about 3 s of operator time when realistic.
+pub fn conflict_retry_delay(app: &AppView, settings: &Settings) -> Duration {
+    let waits = Waits::new(app, settings);
+    let ms = match app.pace {
+        Pace::Compressed => 0,
+        Pace::Realistic => waits.scaled(STATUS_CONFLICT_MILLIS),
+    };
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 /// The operator's cleanup of a deleted application: record `ResourceReleased` (unless it is
 /// already there), then let the delete finish.
-fn on_delete(app: &AppView, clock: &Clock) -> Step {
+fn on_delete(app: &AppView, clock: &Clock, waits: &Waits<'_>) -> Step {
     if !app.has_finalizer {
         // Someone else's finalizer holds the object; the operator never touched it.
         return Step::nothing();
@@ -236,7 +369,10 @@ fn on_delete(app: &AppView, clock: &Clock) -> Step {
         Some(status)
             if status.current_state.current_state_summary == StateSummary::ResourceReleased =>
         {
-            Step::now(Action::RemoveFinalizer)
+            let since = parse_ms(status.current_state.last_transition_time.as_deref());
+            clock.at(since.saturating_add(waits.finalizer_release()), |_| {
+                Action::RemoveFinalizer
+            })
         }
         Some(status) => Step::now(Action::WriteStatus(Box::new(status.append(cancelled)))),
         None => Step::now(Action::WriteStatus(Box::new(
@@ -245,13 +381,10 @@ fn on_delete(app: &AppView, clock: &Clock) -> Step {
     }
 }
 
-/// The restart policy in force: the spec's, or `OnFailure` for the `restart-then-success`
-/// scenario when the spec leaves it unset (the scenario would be pointless with `Never`).
-pub fn effective_restart_policy(tolerations: &Tolerations, scenario: Scenario) -> RestartPolicy {
-    tolerations.restart_policy.unwrap_or(match scenario {
-        Scenario::RestartThenSuccess => RestartPolicy::OnFailure,
-        _ => RestartPolicy::Never,
-    })
+/// The restart policy in force: the spec's, or the operator's default `Never`
+/// (`RestartConfig`), whatever the scenario.
+pub fn effective_restart_policy(tolerations: &Tolerations) -> RestartPolicy {
+    tolerations.restart_policy.unwrap_or(RestartPolicy::Never)
 }
 
 /// What follows an outcome state: the operator's cleanup step followed by its
@@ -264,7 +397,7 @@ fn terminate_or_restart(
 ) -> ApplicationStatus {
     let outcome = status.current_state.current_state_summary;
     let retain = tolerations.resource_retain_policy.retains_after(outcome);
-    let policy = effective_restart_policy(tolerations, scenario);
+    let policy = effective_restart_policy(tolerations);
     let state = |summary, message: Option<String>| ApplicationState::new(summary, stamp, message);
     let retained = |suffix: &str| {
         state(
@@ -275,6 +408,14 @@ fn terminate_or_restart(
 
     if retain && policy == RestartPolicy::Never {
         return status.append(retained(""));
+    }
+    // `AppCleanUpStep` rebuilds the spec of a SchedulingFailure attempt to delete what it may
+    // have created; when that throws it releases without `terminateOrRestart`: no restart.
+    if scenario == Scenario::UnbuildableSpec && outcome == StateSummary::SchedulingFailure {
+        return status.append(state(
+            StateSummary::ResourceReleased,
+            Some(messages::CANNOT_BUILD_SPEC.to_owned()),
+        ));
     }
     // Retaining is overridden when a restart policy is set; the operator says so in the message.
     let override_message = retain.then_some(messages::RESTART_FORCES_RELEASE);
@@ -324,56 +465,92 @@ fn terminate_or_restart(
     }
 }
 
-/// A state the simulated driver reaches, with the operator's message for it and, for failures,
-/// a driver pod status like the one the operator records.
-fn scripted_state(summary: StateSummary, stamp: &str, image: Option<&str>) -> ApplicationState {
-    let message = |text: &str| Some(text.to_owned());
+/// The state one scripted observation writes, with the operator's message for it and, where the
+/// operator records it, a driver pod status like the one it would have seen.
+fn scripted_state(mark: Mark, stamp: &str, image: Option<&str>) -> ApplicationState {
+    let summary = mark.summary();
+    let new = |text: &str| ApplicationState::new(summary, stamp, Some(text.to_owned()));
     let image = image.unwrap_or("apache/spark");
-    match summary {
-        StateSummary::DriverRequested => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_REQUESTED))
+    match mark {
+        Mark::DriverRequested => new(messages::DRIVER_REQUESTED),
+        Mark::DriverStarted => new(messages::DRIVER_RUNNING),
+        Mark::DriverReady => new(messages::DRIVER_READY),
+        Mark::BelowInitExecutors => new(messages::INITIALIZED_WITH_BELOW_THRESHOLD_EXECUTORS),
+        Mark::RunningHealthy => new(messages::RUNNING_HEALTHY),
+        Mark::BelowMinExecutors => new(messages::RUNNING_WITH_BELOW_THRESHOLD_EXECUTORS),
+        Mark::Succeeded => new(messages::DRIVER_COMPLETED),
+        Mark::Failed => new(messages::DRIVER_FAILED)
+            .with_driver_status(terminated_driver(stamp, image, 1, "Error", None)),
+        Mark::Evicted => new(messages::DRIVER_FAILED).with_driver_status(terminated_driver(
+            stamp,
+            image,
+            137,
+            "Evicted",
+            Some("The node was low on resource: memory."),
+        )),
+        Mark::TerminatedBeforeInit => new(messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION)
+            .with_driver_status(completed_driver(stamp, image)),
+        // `driverUnexpectedRemoved` records no pod status: there is no pod.
+        Mark::DriverRemoved => new(messages::DRIVER_UNEXPECTED_REMOVED),
+        Mark::SchedulingFailure => new(&format!(
+            "{} StackTrace: {}",
+            messages::SCHEDULE_FAILURE,
+            QUOTA_STACK_TRACE
+        )),
+        Mark::SpecBuildFailure => new(&format!(
+            "{} StackTrace: {}",
+            messages::SCHEDULE_FAILURE,
+            SPEC_STACK_TRACE
+        )),
+        Mark::DriverStartTimedOut => {
+            new(messages::DRIVER_LAUNCH_TIMEOUT).with_driver_status(json!({
+                "phase": "Pending",
+                "conditions": [{
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient cpu.",
+                    "lastTransitionTime": stamp,
+                }],
+            }))
         }
-        StateSummary::DriverStarted => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_RUNNING))
-        }
-        StateSummary::DriverReady => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_READY))
-        }
-        StateSummary::RunningHealthy => {
-            ApplicationState::new(summary, stamp, message(messages::RUNNING_HEALTHY))
-        }
-        StateSummary::Succeeded => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_COMPLETED))
-        }
-        StateSummary::Failed => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_FAILED))
-                .with_driver_status(terminated_driver(stamp, image, 1, "Error", None))
-        }
-        StateSummary::DriverEvicted => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_FAILED))
-                .with_driver_status(terminated_driver(
-                    stamp,
-                    image,
-                    137,
-                    "Evicted",
-                    Some("The node was low on resource: memory."),
-                ))
-        }
-        StateSummary::DriverStartTimedOut => {
-            ApplicationState::new(summary, stamp, message(messages::DRIVER_LAUNCH_TIMEOUT))
-                .with_driver_status(json!({
-                    "phase": "Pending",
-                    "conditions": [{
-                        "type": "PodScheduled",
-                        "status": "False",
-                        "reason": "Unschedulable",
-                        "message": "0/1 nodes are available: 1 Insufficient cpu.",
-                        "lastTransitionTime": stamp,
-                    }],
-                }))
-        }
-        other => ApplicationState::new(other, stamp, None),
+        Mark::DriverReadyTimedOut => new(messages::DRIVER_READY_TIMEOUT)
+            .with_driver_status(running_driver(stamp, image, false)),
+        Mark::ExecutorsStartTimedOut => new(messages::EXECUTOR_LAUNCH_TIMEOUT)
+            .with_driver_status(running_driver(stamp, image, true)),
     }
+}
+
+/// What the fabric8 client throws when a ResourceQuota refuses the driver pod (shortened; the
+/// operator appends the whole stack trace). Plausible, not recorded from a cluster.
+const QUOTA_STACK_TRACE: &str = "io.fabric8.kubernetes.client.KubernetesClientException: Failure executing: POST at: https://kubernetes.default.svc/api/v1/namespaces/spark-jobs/pods. Message: pods is forbidden: exceeded quota: compute-resources, requested: limits.memory=1408Mi, used: limits.memory=8Gi, limited: limits.memory=8Gi.\n\tat io.fabric8.kubernetes.client.dsl.internal.OperationSupport.requestFailure(OperationSupport.java:642)\n\tat org.apache.spark.k8s.operator.reconciler.reconcilesteps.AppInitStep.reconcile(AppInitStep.java:96)\n";
+
+/// What Spark's `BasicDriverFeatureStep` throws for a spec without an image (its real message),
+/// shortened like [`QUOTA_STACK_TRACE`].
+const SPEC_STACK_TRACE: &str = "org.apache.spark.SparkException: Must specify the driver container image\n\tat org.apache.spark.deploy.k8s.features.BasicDriverFeatureStep.$anonfun$driverContainerImage$1(BasicDriverFeatureStep.scala:47)\n\tat org.apache.spark.k8s.operator.SparkAppSubmissionWorker.buildResourceSpec(SparkAppSubmissionWorker.java:161)\n";
+
+/// A `PodStatus` of a running driver, ready or not.
+fn running_driver(stamp: &str, image: &str, ready: bool) -> Value {
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": stamp}],
+        "containerStatuses": [{
+            "name": DRIVER_CONTAINER,
+            "image": image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": 0,
+            "started": true,
+            "state": {"running": {"startedAt": stamp}},
+        }],
+    })
+}
+
+/// A `PodStatus` of a driver that exited 0.
+fn completed_driver(stamp: &str, image: &str) -> Value {
+    let mut status = terminated_driver(stamp, image, 0, "Completed", None);
+    status["phase"] = json!("Succeeded");
+    status
 }
 
 /// A `PodStatus` of a driver whose main container terminated; `pod_reason` set means the
@@ -595,7 +772,11 @@ mod tests {
 
     #[test]
     fn restart_then_success_trims_history_into_the_previous_attempt() {
-        let run = simulate(app().build(), settings(Scenario::RestartThenSuccess));
+        let spec = json!({"restartConfig": {"restartPolicy": "OnFailure"}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::RestartThenSuccess),
+        );
         assert_eq!(run.end, End::Idle);
         assert_eq!(
             run.states(),
@@ -969,6 +1150,373 @@ mod tests {
         assert_eq!(next.current_state.current_state_summary, RunningHealthy);
     }
 
+    // ---- failure paths of operator 0.5.0 (AppInitStep, AppCleanUpStep, observers) ----
+
+    /// Every status write of a run: the states it appended, in order.
+    fn writes(run: &crate::fixtures::Run) -> Vec<Vec<StateSummary>> {
+        let mut before = 0usize;
+        let mut out = Vec::new();
+        for status in run.steps.iter().filter_map(|r| r.status.as_ref()) {
+            let history: Vec<StateSummary> = summaries(&status.state_transition_history);
+            // After a restart the history is trimmed; count from its new start.
+            let start = if history.len() < before { 0 } else { before };
+            out.push(history[start..].to_vec());
+            before = history.len();
+        }
+        out
+    }
+
+    fn message_of(status: &ApplicationStatus, key: u64) -> String {
+        status.state_transition_history[&key]
+            .message
+            .clone()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn restart_then_success_without_a_policy_does_not_restart() {
+        // The operator's RestartConfig defaults to Never.
+        let run = simulate(app().build(), settings(Scenario::RestartThenSuccess));
+        assert_eq!(
+            run.states(),
+            [
+                Submitted,
+                DriverRequested,
+                DriverStarted,
+                DriverReady,
+                RunningHealthy,
+                Failed,
+                ResourceReleased
+            ]
+        );
+    }
+
+    #[test]
+    fn scheduling_failure_comes_straight_after_submitted() {
+        // AppInitStep: creating the driver threw; no DriverRequested is ever written.
+        let run = simulate(app().build(), settings(Scenario::SchedulingFailure));
+        assert_eq!(run.end, End::Idle);
+        assert_eq!(
+            run.states(),
+            [Submitted, SchedulingFailure, ResourceReleased]
+        );
+        let last = run.last_status();
+        assert!(
+            message_of(&last, 1)
+                .starts_with("Failed to request driver from scheduler backend. StackTrace: "),
+            "{}",
+            message_of(&last, 1)
+        );
+        assert_eq!(last.current_state.message, None);
+        assert_eq!(run.time_of(SchedulingFailure), 300);
+    }
+
+    #[test]
+    fn scheduling_failure_restarts_under_on_infrastructure_failure() {
+        let spec = json!({"restartConfig": {"restartPolicy": "OnInfrastructureFailure", "maxRestartAttempts": 1}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::SchedulingFailure),
+        );
+        assert_eq!(
+            run.states(),
+            [
+                Submitted,
+                SchedulingFailure,
+                ScheduledToRestart,
+                SchedulingFailure,
+                ResourceReleased
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unbuildable_spec_is_released_without_restart() {
+        // AppCleanUpStep cannot rebuild the spec of the SchedulingFailure attempt: it writes
+        // ResourceReleased "Cannot build Spark spec..." and skips terminateOrRestart.
+        let spec = json!({"restartConfig": {"restartPolicy": "Always"}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::UnbuildableSpec),
+        );
+        assert_eq!(
+            run.states(),
+            [Submitted, SchedulingFailure, ResourceReleased]
+        );
+        let last = run.last_status();
+        assert!(message_of(&last, 1).contains("Must specify the driver container image"));
+        assert_eq!(
+            last.current_state.message.as_deref(),
+            Some(
+                "Cannot build Spark spec for given application, consider all resources as released."
+            )
+        );
+        // Retained under Never, the retain decision comes first.
+        let retained = simulate(
+            app()
+                .tolerations(json!({"resourceRetainPolicy": "OnFailure"}))
+                .build(),
+            settings(Scenario::UnbuildableSpec),
+        );
+        assert_eq!(
+            retained.states().last(),
+            Some(&TerminatedWithoutReleaseResources)
+        );
+    }
+
+    #[test]
+    fn a_removed_driver_fails_without_a_pod_status() {
+        let run = simulate(app().build(), settings(Scenario::DriverRemoved));
+        assert_eq!(
+            run.states()[4..],
+            [RunningHealthy, Failed, ResourceReleased]
+        );
+        let failed = &run.last_status().state_transition_history[&5];
+        assert_eq!(failed.current_state_summary, Failed);
+        assert_eq!(
+            failed.message.as_deref(),
+            Some(messages::DRIVER_UNEXPECTED_REMOVED)
+        );
+        assert!(
+            failed
+                .message
+                .as_deref()
+                .unwrap()
+                .starts_with("Driver removed.")
+        );
+        assert_eq!(failed.last_observed_driver_status, None);
+    }
+
+    #[test]
+    fn started_and_ready_land_in_one_write() {
+        let run = simulate(app().build(), settings(Scenario::FastStart));
+        assert_eq!(
+            writes(&run),
+            [
+                vec![Submitted],
+                vec![DriverRequested],
+                vec![DriverStarted, DriverReady],
+                vec![RunningHealthy],
+                vec![Succeeded],
+                vec![ResourceReleased],
+            ]
+        );
+        let last = run.last_status();
+        assert_eq!(
+            last.state_transition_history[&2].last_transition_time,
+            last.state_transition_history[&3].last_transition_time
+        );
+    }
+
+    #[test]
+    fn a_job_ending_between_two_checks_writes_failed_then_succeeded() {
+        // AppDriverStartObserver sees a Succeeded pod never seen ready (Failed, "terminated without
+        // SparkContext"), AppDriverReadyObserver then Succeeded: one write. The cleanup acts on the
+        // last state, Succeeded, so even OnFailure does not restart.
+        let spec = json!({"restartConfig": {"restartPolicy": "OnFailure"}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::FinishedBetweenChecks),
+        );
+        assert_eq!(
+            writes(&run),
+            [
+                vec![Submitted],
+                vec![DriverRequested],
+                vec![Failed, Succeeded],
+                vec![ResourceReleased],
+            ]
+        );
+        let last = run.last_status();
+        assert_eq!(
+            message_of(&last, 2),
+            messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION
+        );
+        assert_eq!(
+            last.state_transition_history[&2]
+                .last_observed_driver_status
+                .as_ref()
+                .unwrap()["phase"],
+            "Succeeded"
+        );
+        assert_eq!(message_of(&last, 3), messages::DRIVER_COMPLETED);
+    }
+
+    #[test]
+    fn timeouts_from_the_spec_are_honoured_scaled_by_the_step() {
+        // Compressed: one step stands for one operator second, so 5000 ms at a 300 ms step is 1.5 s.
+        let spec = json!({"applicationTimeoutConfig": {"driverStartTimeoutMillis": 5000}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::DriverStartTimeout),
+        );
+        assert_eq!(
+            run.time_of(DriverStartTimedOut) - run.time_of(DriverRequested),
+            1500
+        );
+        // Unset: one step.
+        let quick = simulate(app().build(), settings(Scenario::DriverStartTimeout));
+        assert_eq!(
+            quick.time_of(DriverStartTimedOut) - quick.time_of(DriverRequested),
+            300
+        );
+        // 0 disables the check (`timeoutThreshold > 0L`): the driver waits for ever.
+        let never = simulate(
+            app()
+                .tolerations(json!({"applicationTimeoutConfig": {"driverStartTimeoutMillis": 0}}))
+                .build(),
+            settings(Scenario::DriverStartTimeout),
+        );
+        assert_eq!(never.end, End::Idle);
+        assert_eq!(never.states().last(), Some(&DriverRequested));
+    }
+
+    #[test]
+    fn driver_ready_timeout_follows_driver_started() {
+        let spec = json!({"applicationTimeoutConfig": {"driverReadyTimeoutMillis": 2000}});
+        let run = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::DriverReadyTimeout),
+        );
+        assert_eq!(
+            run.states(),
+            [
+                Submitted,
+                DriverRequested,
+                DriverStarted,
+                DriverReadyTimedOut,
+                ResourceReleased
+            ]
+        );
+        assert_eq!(
+            run.time_of(DriverReadyTimedOut) - run.time_of(DriverStarted),
+            600
+        );
+        assert_eq!(
+            message_of(&run.last_status(), 3),
+            messages::DRIVER_LAUNCH_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn executor_thresholds_come_from_the_instance_config() {
+        let spec = json!({
+            "instanceConfig": {"initExecutors": 2, "minExecutors": 1},
+            "applicationTimeoutConfig": {"executorStartTimeoutMillis": 10000}
+        });
+        let run = simulate(
+            app().tolerations(spec.clone()).build(),
+            settings(Scenario::ExecutorsStartTimeout),
+        );
+        assert_eq!(
+            run.states()[3..],
+            [
+                DriverReady,
+                InitializedBelowThresholdExecutors,
+                ExecutorsStartTimedOut,
+                ResourceReleased
+            ]
+        );
+        // The timeout counts from the below-threshold state, the current one.
+        assert_eq!(
+            run.time_of(ExecutorsStartTimedOut) - run.time_of(InitializedBelowThresholdExecutors),
+            3000
+        );
+        let last = run.last_status();
+        assert_eq!(
+            message_of(&last, 4),
+            messages::INITIALIZED_WITH_BELOW_THRESHOLD_EXECUTORS
+        );
+        assert_eq!(message_of(&last, 5), messages::EXECUTOR_LAUNCH_TIMEOUT);
+
+        let lost = simulate(
+            app().tolerations(spec).build(),
+            settings(Scenario::ExecutorsLost),
+        );
+        assert_eq!(
+            lost.states()[4..],
+            [
+                RunningHealthy,
+                RunningWithBelowThresholdExecutors,
+                Succeeded,
+                ResourceReleased
+            ]
+        );
+        // Without an instanceConfig the operator never counts executors.
+        let unchecked = simulate(app().build(), settings(Scenario::ExecutorsStartTimeout));
+        assert_eq!(unchecked.end, End::Idle);
+        assert_eq!(unchecked.states().last(), Some(&RunningHealthy));
+    }
+
+    fn realistic() -> crate::fixtures::App {
+        app().annotation(crate::scenario::PACE_KEY, "realistic")
+    }
+
+    #[test]
+    fn realistic_pace_uses_the_operator_defaults_scaled() {
+        // 10 ms step = 1/100 of real time. Start timeout 300 s, noticed at the third 120 s
+        // reconcile: 360 s -> 3.6 s.
+        let step = Settings {
+            scenario: Scenario::DriverStartTimeout,
+            step: Duration::from_millis(10),
+        };
+        let run = simulate(realistic().build(), step);
+        assert_eq!(
+            run.time_of(DriverStartTimedOut) - run.time_of(DriverRequested),
+            3600
+        );
+        // The cleanup follows the outcome at once.
+        assert_eq!(
+            run.time_of(ResourceReleased),
+            run.time_of(DriverStartTimedOut)
+        );
+
+        // Restart backoff 30 s -> 300 ms.
+        let restart = Settings {
+            scenario: Scenario::RestartThenSuccess,
+            step: Duration::from_millis(10),
+        };
+        let run = simulate(
+            realistic()
+                .tolerations(json!({"restartConfig": {"restartPolicy": "OnFailure"}}))
+                .build(),
+            restart,
+        );
+        let restarted = run.time_of(ScheduledToRestart);
+        let requested_again = run
+            .steps
+            .iter()
+            .filter(|r| r.action == "status DriverRequested")
+            .nth(1)
+            .unwrap()
+            .at_ms;
+        assert_eq!(requested_again - restarted, 300);
+    }
+
+    #[test]
+    fn realistic_pace_releases_the_finalizer_after_the_termination_requeue() {
+        let stuck = Settings {
+            scenario: Scenario::Stuck,
+            step: Duration::from_millis(10),
+        };
+        let run = simulate(realistic().build(), stuck);
+        let mut object = run.object;
+        object["metadata"]["deletionTimestamp"] = json!("2025-06-01T12:00:05Z");
+        let deleted = simulate_from(object, stuck, run.end_ms + 1000);
+        assert_eq!(
+            deleted.actions(),
+            ["status ResourceReleased", "remove finalizer"]
+        );
+        // terminationRequeuePeriodMillis 2 s -> 20 ms.
+        assert_eq!(deleted.steps[1].at_ms - deleted.steps[0].at_ms, 20);
+        let view = AppView::from_value(&realistic().build());
+        assert_eq!(
+            conflict_retry_delay(&view, &stuck),
+            Duration::from_millis(30)
+        );
+        assert_eq!(conflict_retry_delay(&app().view(), &stuck), Duration::ZERO);
+    }
+
     #[test]
     fn every_written_status_satisfies_the_crd_status_schema() {
         let schema: Value = serde_json::from_str(include_str!(
@@ -976,7 +1524,9 @@ mod tests {
         ))
         .unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let retain = json!({"resourceRetainPolicy": "Always", "ttlAfterStopMillis": 1000});
+        let retain = json!({"resourceRetainPolicy": "Always", "ttlAfterStopMillis": 1000,
+                            "instanceConfig": {"initExecutors": 2, "minExecutors": 1},
+                            "restartConfig": {"restartPolicy": "OnFailure", "maxRestartAttempts": 1}});
         let mut runs = Vec::new();
         for scenario in Scenario::ALL {
             runs.push(simulate(app().build(), settings(scenario)));

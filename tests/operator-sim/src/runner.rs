@@ -31,9 +31,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::drivers::{DriverEvent, Drivers, RealConfig};
 use crate::error::{Error, Result};
 use crate::model::StateSummary;
-use crate::plan::{Action, AppView, FINALIZER, next_step};
+use crate::plan::{Action, AppView, FINALIZER, conflict_retry_delay, next_step};
 use crate::scenario::{Scenario, Settings};
 use crate::scheduler::Deadlines;
 
@@ -63,6 +64,8 @@ pub struct SimConfig {
     /// How long to ignore watch events older than our own last write before trusting the watch
     /// again (guards against a watch that never delivers that write).
     pub resync_after: Duration,
+    /// Run applications with real Spark (see [`crate::drivers`]); `None`: everything is scripted.
+    pub real: Option<RealConfig>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +78,7 @@ impl Default for SimConfig {
             namespaces: Vec::new(),
             max_in_flight: 64,
             resync_after: Duration::from_secs(5),
+            real: None,
         }
     }
 }
@@ -137,6 +141,9 @@ pub async fn run_with_ready(
             }
             Some(done) = sim.in_flight.next(), if !sim.in_flight.is_empty() => {
                 sim.on_completion(done);
+            }
+            Some(event) = next_driver_event(&mut sim.drivers) => {
+                sim.on_driver_event(&event);
             }
             () = tokio::time::sleep_until(wake_at), if deadline.is_some() && capacity => {
                 sim.on_timers();
@@ -253,6 +260,16 @@ struct Simulator {
     listing: Vec<Option<HashSet<AppKey>>>,
     /// Per watch: it completed a list at least once.
     listed: Vec<bool>,
+    /// The drivers of applications running for real.
+    drivers: Option<Drivers>,
+}
+
+/// The next report of a real driver; pending forever without real execution.
+async fn next_driver_event(drivers: &mut Option<Drivers>) -> Option<DriverEvent> {
+    match drivers {
+        Some(drivers) => drivers.next_event().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Simulator {
@@ -260,13 +277,26 @@ impl Simulator {
         Self {
             client,
             resource,
-            config,
             apps: HashMap::new(),
             timers: Deadlines::new(),
             in_flight: FuturesUnordered::new(),
             listing: vec![None; watches],
             listed: vec![false; watches],
+            drivers: config.real.clone().map(Drivers::new),
+            config,
         }
+    }
+
+    fn on_driver_event(&mut self, event: &DriverEvent) {
+        if let Some(drivers) = &mut self.drivers {
+            drivers.on_event(event);
+        }
+        let (namespace, name) = event.app();
+        let key = AppKey {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.evaluate(&key);
     }
 
     fn all_listed(&self) -> bool {
@@ -351,6 +381,9 @@ impl Simulator {
     fn forget(&mut self, key: &AppKey) {
         self.apps.remove(key);
         self.timers.cancel(key);
+        if let Some(drivers) = &mut self.drivers {
+            drivers.forget(&key.namespace, &key.name);
+        }
     }
 
     fn on_timers(&mut self) {
@@ -389,7 +422,13 @@ impl Simulator {
             }
         }
         let view = AppView::from_parts(&app.object.metadata, &app.object.data);
-        let step = next_step(&view, &settings, clock_now());
+        let now = clock_now();
+        // Applications running for real take their driver phase from their driver process.
+        let real = self
+            .drivers
+            .as_mut()
+            .and_then(|drivers| drivers.step(&app.object, &view, now));
+        let step = real.unwrap_or_else(|| next_step(&view, &settings, now));
         match step.action {
             Action::Nothing => self.timers.cancel(key),
             action if step.delay.is_zero() => {
@@ -521,7 +560,19 @@ impl Simulator {
                     debug!(app = %done.key, what = %done.what, "conflict");
                     app.needs_refresh = seen.is_empty();
                     app.awaiting = None;
-                    self.evaluate(&done.key);
+                    // The operator retries a lost write in a later reconcile; the pace says when.
+                    let (settings, _) = Settings::resolve(
+                        app.object.metadata.annotations.as_ref(),
+                        app.object.metadata.labels.as_ref(),
+                        self.config.defaults,
+                    );
+                    let view = AppView::from_parts(&app.object.metadata, &app.object.data);
+                    let wait = conflict_retry_delay(&view, &settings);
+                    if wait.is_zero() {
+                        self.evaluate(&done.key);
+                    } else {
+                        self.timers.schedule(done.key, Instant::now() + wait);
+                    }
                 }
                 Some(404) => {
                     debug!(app = %done.key, what = %done.what, "application gone");

@@ -265,11 +265,18 @@ async fn annotations_choose_each_scenario() {
         ),
     ];
     for (name, scenario, _) in &cases {
+        // The operator restarts only under a restart policy (its default is Never).
+        let tolerations = match scenario {
+            Scenario::RestartThenSuccess => {
+                json!({"restartConfig": {"restartPolicy": "OnFailure"}})
+            }
+            _ => json!({}),
+        };
         world
             .create(
                 name,
                 &[(SCENARIO_KEY, scenario.as_str()), (STEP_MILLIS_KEY, "25")],
-                json!({}),
+                tolerations,
             )
             .await;
     }

@@ -11,4 +11,8 @@ mod system {
     pub mod guardrails;
     pub mod lambda;
     pub mod local_world;
+    pub mod rbac;
+    pub mod real_spark;
+    pub mod replays;
+    pub mod secure_kafka;
 }

@@ -1,5 +1,6 @@
 //! The job-requests Lambda function: SQS events (partial batch responses) and Kafka events (MSK or
-//! self-managed) of submit and delete requests.
+//! self-managed) of submit and delete requests. A failed Kafka batch is replayed by Lambda; the replay
+//! ledger (`SPARK_GATEWAY_REPLAY_LEDGER_BUCKET`) keeps that replay from re-applying what it finished.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -27,7 +28,7 @@ async fn handle(handlers: &LiveHandlers, event: LambdaEvent<Value>) -> Result<Va
             let event: KafkaEvent = serde_json::from_value(payload)?;
             let messages = kafka_messages(&event)?;
             let applied =
-                handle_kafka_event(&handlers.processor, &messages, &handlers.kafka_dead_letter, handlers.max_concurrency).await?;
+                handle_kafka_event(&handlers.processor, &messages, &handlers.replay_ledger, &handlers.kafka_dead_letter, handlers.max_concurrency).await?;
             Ok(serde_json::json!({ "processed": applied }))
         }
         other => Err(format!("unsupported event source {other:?}: expected aws:sqs, aws:kafka or aws:SelfManagedKafka").into()),

@@ -1,4 +1,9 @@
 //! get, list (with selectors, pagination and exact resourceVersions) and watch.
+//!
+//! A continue token holds the resourceVersion of its first page; once that is
+//! compacted the list answers like `storage/etcd3` does (`errors.go`,
+//! `handleCompactedErrorForPaging`): 410 Expired with a token that continues
+//! at the latest resourceVersion (`rv: -1`), for a possibly inconsistent list.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -53,9 +58,27 @@ pub(super) fn filter(ctx: &Ctx<'_>) -> Result<ObjectFilter, ApiError> {
 
 #[derive(Serialize, Deserialize)]
 struct ContinueToken {
-    rv: u64,
+    /// The first page's resourceVersion; -1 continues at the latest one.
+    rv: i64,
     namespace: String,
     name: String,
+}
+
+/// The continue token etcd3's store hands out when the requested one has been
+/// compacted: same position, latest resourceVersion.
+const CONTINUE_AT_LATEST: i64 = -1;
+
+fn encode_continue(token: &ContinueToken) -> String {
+    base64_encode(&serde_json::to_vec(token).unwrap_or_default())
+}
+
+/// `storage/etcd3/errors.go`: a compacted resourceVersion for a list without a continue token.
+fn list_expired() -> ApiError {
+    ApiError::new(
+        410,
+        "Expired",
+        "The resourceVersion for the provided list is too old.",
+    )
 }
 
 fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
@@ -107,16 +130,27 @@ pub(super) fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let state = ctx.shared.state();
         let store = &state.store;
         let current = store.resource_version();
-        let target = continue_from.as_ref().map(|c| c.rv).or(exact);
+        let target = match &continue_from {
+            Some(token) => u64::try_from(token.rv).ok(),
+            None => exact,
+        };
         let snapshot: Vec<(ObjectKey, Arc<Value>)> = match target {
-            Some(rv) if rv < current => store
-                .snapshot_at(ctx.resource.id, rv)
-                .map_err(|e| match continue_from {
-                    Some(_) => ApiError::continue_expired(),
-                    None => expired(e),
-                })?
-                .into_iter()
-                .collect(),
+            Some(rv) if rv < current => {
+                match (store.snapshot_at(ctx.resource.id, rv), &continue_from) {
+                    (Ok(snapshot), _) => snapshot.into_iter().collect(),
+                    (Err(_), Some(token)) => {
+                        let mut status = ApiError::continue_expired().to_status();
+                        status["metadata"]["continue"] =
+                            Value::String(encode_continue(&ContinueToken {
+                                rv: CONTINUE_AT_LATEST,
+                                namespace: token.namespace.clone(),
+                                name: token.name.clone(),
+                            }));
+                        return Ok(Reply::json(410, status));
+                    }
+                    (Err(_), None) => return Err(list_expired()),
+                }
+            }
             _ => match &ctx.namespace {
                 Some(ns) => store
                     .list_namespace(ctx.resource.id, ns)
@@ -143,12 +177,11 @@ pub(super) fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             if limit > 0 && items.len() == limit {
                 let remaining = matching.by_ref().count();
                 if remaining > 0 {
-                    let token = ContinueToken {
-                        rv: resource_version,
+                    let token = encode_continue(&ContinueToken {
+                        rv: i64::try_from(resource_version).unwrap_or(CONTINUE_AT_LATEST),
                         namespace: key.namespace,
                         name: key.name,
-                    };
-                    let token = base64_encode(&serde_json::to_vec(&token).unwrap_or_default());
+                    });
                     next_page = Some((token, remaining));
                 }
                 break;
@@ -168,15 +201,19 @@ pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let filter = filter(ctx)?;
     let bookmarks = ctx.request.flag("allowWatchBookmarks");
     let send_initial_events = ctx.request.flag("sendInitialEvents");
-    let timeout = ctx
+    let timeout_seconds = ctx
         .request
         .param("timeoutSeconds")
         .map(|t| {
             t.parse::<u64>()
-                .map(Duration::from_secs)
                 .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))
         })
         .transpose()?;
+    let timeouts = ctx.shared.settings.watch_timeouts;
+    let timeout = match timeouts {
+        Some(timeouts) => Some(timeouts.timeout_for(timeout_seconds)),
+        None => timeout_seconds.map(Duration::from_secs),
+    };
     let from = match ctx.request.param("resourceVersion") {
         None | Some("0") => None,
         Some(_) if send_initial_events => None,
@@ -205,7 +242,7 @@ pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     initial_events_end: send_initial_events,
                 }
             }
-            Some(rv) => match state.store.changes_since(rv) {
+            Some(rv) => match state.store.watch_changes_since(rv) {
                 Ok(changes) => WatchStart::Replay(
                     changes
                         .into_iter()
@@ -221,7 +258,10 @@ pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             },
         };
         let registration = match start {
-            WatchStart::Expired(_) => None,
+            WatchStart::Expired(_) => {
+                state.hub.record_expired();
+                None
+            }
             _ => Some(state.hub.register(
                 resource_id,
                 ctx.namespace.clone(),
@@ -231,9 +271,21 @@ pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         };
         (start, registration)
     };
+    let mut pre_timeout_bookmark = None;
     let (items, guard) = match registration {
         Some((id, items)) => {
             let shared: Weak<_> = Arc::downgrade(ctx.shared);
+            if let Some(timeouts) = timeouts {
+                let shared = Weak::clone(&shared);
+                let request: Box<dyn FnOnce() + Send> = Box::new(move || {
+                    if let Some(shared) = shared.upgrade() {
+                        let mut state = shared.state();
+                        let resource_version = state.store.resource_version();
+                        state.hub.bookmark_one(id, resource_version);
+                    }
+                });
+                pre_timeout_bookmark = Some((timeouts.pre_timeout_bookmark, request));
+            }
             let guard = OnDrop::new(move || {
                 if let Some(shared) = shared.upgrade() {
                     shared.state().hub.unregister(id);
@@ -250,6 +302,7 @@ pub(super) fn watch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         start,
         timeout,
         bookmarks,
+        pre_timeout_bookmark,
     };
     tokio::spawn(watch::run(stream, items, out, guard));
     Ok(Reply::stream(events))

@@ -16,7 +16,7 @@ use spark_gateway_core::Policy;
 use spark_gateway_events::{RequestId, SubmitJobRequest, decode};
 use spark_gateway_harness::aws::localstack_config;
 use spark_gateway_harness::world::repo_root;
-use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, unique_name};
+use spark_gateway_harness::{GATEWAY_ACCOUNT, LocalWorld, SimDefaults, TestCluster, unique_name};
 
 pub const CLUSTER: &str = "dev";
 pub const NAMESPACE: &str = "sjns-data-control";
@@ -41,12 +41,21 @@ pub fn default_policy() -> Policy {
 
 impl Fixture {
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// [`Self::start`] with this simulator configuration (real Spark, for one) instead of the
+    /// scripted default.
+    pub async fn start_with(sim: Option<operator_sim::SimConfig>) -> Result<Self> {
         spark_gateway_harness::init_tracing();
         spark_gateway::install_crypto_provider();
         let world = LocalWorld::from_env()?;
-        let cluster = TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?;
-        let gateway_token = unique_name("gw-token");
-        cluster.control().add_token(&gateway_token);
+        let cluster = match sim {
+            Some(sim) => TestCluster::start_with(&[NAMESPACE], sim).await?,
+            None => TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?,
+        };
+        // The gateway's own account, with exactly the permissions the repository deploys for it.
+        let gateway_token = cluster.service_account_token(GATEWAY_ACCOUNT);
         let token_path = format!("spark-gateway/tests/{}/token", unique_name("cluster"));
         let fixture = Self {
             world,

@@ -49,16 +49,18 @@ pub(super) async fn sqs_client(fixture: &Fixture) -> Result<aws_sdk_sqs::Client>
     ))
 }
 
-fn handler_config(fixture: &Fixture, channels: &Channels) -> Result<HandlerConfig> {
+pub(super) fn handler_config(fixture: &Fixture, channels: &Channels) -> Result<HandlerConfig> {
     Ok(HandlerConfig {
         gateway: fixture.gateway_config()?,
-        kafka_bootstrap: fixture.world.kafka_bootstrap()?.to_string(),
+        kafka: fixture.world.kafka()?,
+        kafka_sasl_secret_id: None,
         events_topic: channels.events_topic.clone(),
         dlq_url: Some(channels.queue.dlq_url.clone()),
         dlq_topic: channels.dlq_topic.clone(),
         max_deliveries: 5,
         max_concurrency: 4,
         max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
+        replay_ledger: None,
     })
 }
 
@@ -162,8 +164,12 @@ async fn a_submit_on_the_kafka_topic_becomes_an_application() -> Result<()> {
     let channels = Channels::create(&fixture, &sqs).await?;
     let handlers = handlers(&fixture, &channels).await?;
     let bootstrap = fixture.world.kafka_bootstrap()?;
-    let consumer =
-        kafka_consumer::consumer(bootstrap, &unique_name("it-group"), &channels.request_topic)?;
+    let consumer = kafka_consumer::consumer(
+        &fixture.world.kafka()?,
+        &unique_name("it-group"),
+        &channels.request_topic,
+        None,
+    )?;
 
     let request = with_scenario(seed_request()?, "stuck");
     let key = format!("{}/{}", request.namespace, request.application_name);
@@ -338,8 +344,12 @@ async fn a_poison_kafka_record_goes_to_the_dead_letter_topic_with_its_reason() -
     let channels = Channels::create(&fixture, &sqs).await?;
     let handlers = handlers(&fixture, &channels).await?;
     let bootstrap = fixture.world.kafka_bootstrap()?;
-    let consumer =
-        kafka_consumer::consumer(bootstrap, &unique_name("it-group"), &channels.request_topic)?;
+    let consumer = kafka_consumer::consumer(
+        &fixture.world.kafka()?,
+        &unique_name("it-group"),
+        &channels.request_topic,
+        None,
+    )?;
     produce(
         &producer(bootstrap)?,
         &channels.request_topic,
@@ -519,7 +529,7 @@ async fn a_message_whose_event_cannot_be_published_is_not_acknowledged() -> Resu
 
     // A broker nobody listens on: the create succeeds, its RequestApplied cannot be published.
     let mut config = handler_config(&fixture, &channels)?;
-    config.kafka_bootstrap = "127.0.0.1:1".into();
+    config.kafka = spark_gateway_kafka::KafkaSettings::plaintext("127.0.0.1:1");
     let handlers =
         LiveHandlers::with_aws(config.clone(), &localstack_config(&fixture.world).await?)?;
     let response =
@@ -535,7 +545,7 @@ async fn a_message_whose_event_cannot_be_published_is_not_acknowledged() -> Resu
         .await?;
 
     // Redelivered with the broker back: a duplicate, announced once, and now acknowledged.
-    config.kafka_bootstrap = fixture.world.kafka_bootstrap()?.to_string();
+    config.kafka = fixture.world.kafka()?;
     let handlers = LiveHandlers::with_aws(config, &localstack_config(&fixture.world).await?)?;
     let event = sqs_event(&[(submit_message(&request), 2)]);
     let response =

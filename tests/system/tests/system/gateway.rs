@@ -17,8 +17,8 @@ use spark_gateway_events::{
     ApplicationState, DeleteJobRequest, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
     Outcome, RejectionReason, RequestId, SubmitJobRequest, decode,
 };
-use spark_gateway_harness::unique_name;
 use spark_gateway_harness::world::repo_root;
+use spark_gateway_harness::{GATEWAY_ACCOUNT, unique_name};
 
 use super::fixture::{Fixture, NAMESPACE, TestGateway, seed_request, with_scenario};
 
@@ -176,8 +176,7 @@ async fn a_token_rotated_mid_run_is_reread_from_vault() -> Result<()> {
         .submit(&with_scenario(seed_request()?, "stuck"))
         .await?;
 
-    let rotated = unique_name("gw-token-2");
-    fixture.cluster.control().add_token(&rotated);
+    let rotated = fixture.cluster.service_account_token(GATEWAY_ACCOUNT);
     assert!(
         fixture
             .cluster
@@ -570,9 +569,9 @@ async fn a_stopped_vault_is_a_transient_error_once_the_token_must_be_reread() ->
             .await?,
         Submitted::Created { .. }
     ));
-    // ...until the proxy refuses it and it must be read again.
-    let rotated = unique_name("gw-token-2");
-    fixture.cluster.control().add_token(&rotated);
+    // ...until the proxy refuses it (rotated: a new token exists, not yet in Vault) and it must be
+    // read again.
+    fixture.cluster.service_account_token(GATEWAY_ACCOUNT);
     fixture
         .cluster
         .control()

@@ -462,9 +462,10 @@ async fn oversized_requests_end_in_one_bounded_rejection_over_sqs_kafka_and_the_
             .with_context(|| format!("producing {name}"))?;
     }
     let kafka_consumer = spark_gateway_consumer::kafka::consumer(
-        &bootstrap,
+        &fixture.world.kafka()?,
         &unique_name("it-group"),
         &channels.request_topic,
+        None,
     )?;
     let (stop, shutdown) = watch::channel(false);
     let dead_topic = TopicReader::new(&bootstrap, &channels.dlq_topic)?;

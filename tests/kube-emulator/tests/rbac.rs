@@ -23,6 +23,8 @@ fn repo_file(path: &str) -> PathBuf {
 }
 
 async fn start() -> RunningEmulator {
+    // reqwest is built without a default crypto provider in the workspace's feature set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = EmulatorConfig::for_tests()
         .plain_http()
         .with_namespace(JOBS)
@@ -309,6 +311,7 @@ async fn anonymous_requests_see_only_public_info_and_unknown_tokens_get_401() {
 
 #[tokio::test]
 async fn service_account_tokens_can_be_minted_through_the_admin_api() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = EmulatorConfig::for_tests()
         .plain_http()
         .with_namespace(JOBS)

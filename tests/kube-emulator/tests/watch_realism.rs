@@ -18,6 +18,8 @@ const APPS: &str = "/apis/spark.apache.org/v1/namespaces/jobs/sparkapplications"
 const INCONSISTENT_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 async fn start(config: EmulatorConfig) -> RunningEmulator {
+    // reqwest is built without a default crypto provider in the workspace's feature set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     kube_emulator::start(config.with_namespace("jobs"))
         .await
         .expect("the emulator starts")

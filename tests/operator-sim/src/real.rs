@@ -63,7 +63,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+/// One implementation of the operator's `generateSparkAppId`, shared with the status function (both
+/// pinned by vectors computed with the operator's Java code).
+use spark_gateway_core::names::spark_app_id;
 
 use crate::model::{ApplicationState, ApplicationStatus, StateSummary, messages};
 use crate::plan::{Action, AppView, Step};
@@ -80,10 +82,6 @@ pub const READY_LINE: &str = "Initialized BlockManager: BlockManagerId(driver";
 /// Where the image keeps Spark; `local://` paths below it resolve to the job roots.
 pub const IMAGE_SPARK_HOME: &str = "/opt/spark/";
 
-/// The operator's `DEFAULT_ID_LENGTH_LIMIT`.
-const ID_LENGTH_LIMIT: usize = 46;
-/// The operator's `DEFAULT_HASH_BASED_IDENTIFIER_LENGTH_LIMIT`.
-const HASH_LENGTH: usize = 36;
 /// Operator 0.5.0 timeouts default to 5 minutes (`ApplicationTimeoutConfig`).
 const DEFAULT_TIMEOUT_MILLIS: i64 = 300_000;
 /// `restartConfig.restartBackoffMillis` default.
@@ -217,7 +215,7 @@ impl Submission {
             format!("{prefix}https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
         });
         conf.entry("spark.app.id".to_owned())
-            .or_insert_with(|| spark_app_id(name, namespace, attempt));
+            .or_insert_with(|| spark_app_id(namespace, name, attempt));
         let args = spec
             .get("driverArgs")
             .and_then(Value::as_array)
@@ -247,43 +245,6 @@ impl Submission {
             .map_or("spark", String::as_str);
         format!("{id}-driver")
     }
-}
-
-/// The operator's `generateSparkAppId`: `<name>-<attempt>`, or when that is longer than 46
-/// characters its first 9 characters, `-`, and the first 36 base-36 digits of
-/// SHA-256(`<namespace>/<name>/<attempt>`).
-pub fn spark_app_id(name: &str, namespace: &str, attempt: u64) -> String {
-    let preferred = format!("{name}-{attempt}");
-    if preferred.len() <= ID_LENGTH_LIMIT {
-        return preferred;
-    }
-    let prefix: String = preferred
-        .chars()
-        .take(ID_LENGTH_LIMIT - HASH_LENGTH - 1)
-        .collect();
-    let digest = Sha256::digest(format!("{namespace}/{name}/{attempt}").as_bytes());
-    let digits = base36(&digest);
-    format!("{prefix}-{}", &digits[..digits.len().min(HASH_LENGTH)])
-}
-
-/// A big-endian unsigned number in base 36 without leading zeros (Java's
-/// `new BigInteger(1, bytes).toString(36)`).
-fn base36(bytes: &[u8]) -> String {
-    let mut number = bytes.to_vec();
-    let mut digits = Vec::new();
-    while number.iter().any(|b| *b != 0) {
-        let mut remainder = 0u32;
-        for byte in &mut number {
-            let value = (remainder << 8) | u32::from(*byte);
-            *byte = u8::try_from(value / 36).unwrap_or(0);
-            remainder = value % 36;
-        }
-        digits.push(char::from_digit(remainder, 36).unwrap_or('0'));
-    }
-    if digits.is_empty() {
-        digits.push('0');
-    }
-    digits.iter().rev().collect()
 }
 
 /// How submissions run on this machine.
@@ -961,14 +922,14 @@ mod tests {
     fn long_names_get_the_operators_hashed_app_id() {
         let name = "a-spark-application-with-a-rather-long-name-x";
         assert_eq!(
-            spark_app_id(name, "sjns-data-control", 0),
+            spark_app_id("sjns-data-control", name, 0),
             "a-spark-a-2b7i5wk5bd6lhi03w8kaqxv6knwpi84rawly"
         );
         assert_eq!(
-            spark_app_id(name, "sjns-data-control", 1),
+            spark_app_id("sjns-data-control", name, 1),
             "a-spark-a-5np64jup39yyx63hy71tnm9bg3nwydj3n4kc"
         );
-        assert_eq!(spark_app_id("pi-test", "sjns-data-control", 3), "pi-test-3");
+        assert_eq!(spark_app_id("sjns-data-control", "pi-test", 3), "pi-test-3");
         let explicit = Submission::from_spec(
             "pi",
             "ns",

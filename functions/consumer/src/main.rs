@@ -61,7 +61,9 @@ async fn main() -> Result<()> {
     }
     let config = HandlerConfig::from_env().context("reading configuration")?;
     let max_deliveries = config.max_deliveries;
-    let handlers = Arc::new(LiveHandlers::new(config.clone()).await?);
+    // One AWS configuration for the handlers, the SQS source and the Kafka clients' MSK IAM tokens.
+    let aws = spark_gateway::aws_sdk_config().await;
+    let handlers = Arc::new(LiveHandlers::connect(config, &aws).await?);
     // Wrong credentials or certificates stop the consumer here, by name, before it takes any request.
     handlers
         .processor
@@ -79,7 +81,7 @@ async fn main() -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(queue_url) = args.sqs_queue_url.clone() {
         let source = sqs::SqsSource {
-            client: aws_sdk_sqs::Client::new(&spark_gateway::aws_sdk_config().await),
+            client: aws_sdk_sqs::Client::new(&aws),
             queue_url,
             wait_seconds: 20,
             visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds),
@@ -100,10 +102,10 @@ async fn main() -> Result<()> {
     }
     if let Some(topic) = args.kafka_topic.clone() {
         let consumer = kafka::consumer(
-            &config.kafka,
+            &handlers.kafka,
             &args.kafka_group,
             &topic,
-            spark_gateway::aws_sdk_config().await.credentials_provider(),
+            aws.credentials_provider(),
         )?;
         let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
         tasks.spawn(async move {

@@ -39,24 +39,43 @@ where
         groups.entry(ordering_key(message)).or_default().push(index);
     }
     let results: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(groups.into_values())
-        .map(|indexes| async move {
-            let mut outcomes = Vec::with_capacity(indexes.len());
-            let mut blocked = false;
-            for index in indexes {
-                let outcome = if blocked {
-                    Outcome::Retry(HELD_BACK.to_string())
-                } else {
-                    processor.process(&messages[index], dead_letters).await
-                };
-                blocked |= !outcome.is_final();
-                outcomes.push((index, outcome));
-            }
-            outcomes
-        })
+        .map(|indexes| in_order(processor, messages, indexes, dead_letters))
         .buffer_unordered(max_concurrency.max(1))
         .collect()
         .await;
-    let mut ordered: Vec<Option<Outcome>> = vec![None; messages.len()];
+    in_input_order(results, messages.len())
+}
+
+/// Runs the messages at `indexes` one after another; after the first that must be retried, the rest
+/// are held back without being attempted.
+async fn in_order<O, P, D>(
+    processor: &Processor<O, P>,
+    messages: &[InboundMessage],
+    indexes: Vec<usize>,
+    dead_letters: &D,
+) -> Vec<(usize, Outcome)>
+where
+    O: Operations,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    let mut outcomes = Vec::with_capacity(indexes.len());
+    let mut blocked = false;
+    for index in indexes {
+        let outcome = if blocked {
+            Outcome::Retry(HELD_BACK.to_string())
+        } else {
+            processor.process(&messages[index], dead_letters).await
+        };
+        blocked |= !outcome.is_final();
+        outcomes.push((index, outcome));
+    }
+    outcomes
+}
+
+/// The groups' `(index, outcome)` pairs as one outcome per message, in input order.
+fn in_input_order(results: Vec<Vec<(usize, Outcome)>>, len: usize) -> Vec<Outcome> {
+    let mut ordered: Vec<Option<Outcome>> = vec![None; len];
     for (index, outcome) in results.into_iter().flatten() {
         ordered[index] = Some(outcome);
     }
@@ -114,18 +133,7 @@ where
         .map(|(partition, indexes)| async move {
             let Some(partition) = partition else {
                 // Not Kafka records: no positions to guard; order and hold-back as for any batch.
-                let mut outcomes = Vec::with_capacity(indexes.len());
-                let mut blocked = false;
-                for index in indexes {
-                    let outcome = if blocked {
-                        Outcome::Retry(HELD_BACK.to_string())
-                    } else {
-                        processor.process(&messages[index], dead_letters).await
-                    };
-                    blocked |= !outcome.is_final();
-                    outcomes.push((index, outcome));
-                }
-                return outcomes;
+                return in_order(processor, messages, indexes, dead_letters).await;
             };
             process_partition(
                 processor,
@@ -140,14 +148,7 @@ where
         .buffer_unordered(max_concurrency.max(1))
         .collect()
         .await;
-    let mut ordered: Vec<Option<Outcome>> = vec![None; messages.len()];
-    for (index, outcome) in results.into_iter().flatten() {
-        ordered[index] = Some(outcome);
-    }
-    ordered
-        .into_iter()
-        .map(|o| o.expect("every message has an outcome"))
-        .collect()
+    in_input_order(results, messages.len())
 }
 
 async fn process_partition<O, P, D, L>(

@@ -120,6 +120,9 @@ pub struct LiveHandlers {
     pub max_concurrency: usize,
     /// The replay ledger of Kafka batches, when configured.
     pub replay_ledger: Option<S3PositionLedger>,
+    /// The Kafka settings the producer uses, SASL credentials from the secret included: the consumer's
+    /// group member connects with the same.
+    pub kafka: KafkaSettings,
 }
 
 impl LiveHandlers {
@@ -155,12 +158,20 @@ pub enum SetupError {
 impl LiveHandlers {
     /// Builds the clients; nothing is contacted until the first message (the Kafka producer connects in
     /// the background).
-    pub async fn new(mut config: HandlerConfig) -> Result<Self, SetupError> {
-        let aws = spark_gateway::aws_sdk_config().await;
+    pub async fn new(config: HandlerConfig) -> Result<Self, SetupError> {
+        Self::connect(config, &spark_gateway::aws_sdk_config().await).await
+    }
+
+    /// Like [`LiveHandlers::new`] with AWS SDK configuration the caller already has (the consumer
+    /// shares its own): reads the Kafka SASL secret when one is named, then builds the clients.
+    pub async fn connect(
+        mut config: HandlerConfig,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, SetupError> {
         if let Some(secret_id) = config.kafka_sasl_secret_id.take() {
-            config.kafka = kafka_with_secret(config.kafka, &secret_id, &aws).await?;
+            config.kafka = kafka_with_secret(config.kafka, &secret_id, aws).await?;
         }
-        Self::with_aws(config, &aws)
+        Self::with_aws(config, aws)
     }
 
     /// Like [`LiveHandlers::new`], with AWS SDK configuration chosen by the caller (tests point it at
@@ -187,6 +198,7 @@ impl LiveHandlers {
             replay_ledger: config.replay_ledger.map(|ledger| {
                 S3PositionLedger::new(S3PositionLedger::client(aws), ledger.bucket, ledger.prefix)
             }),
+            kafka: config.kafka,
         })
     }
 }

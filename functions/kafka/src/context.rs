@@ -62,11 +62,6 @@ impl KafkaContext {
         &self.failures
     }
 
-    /// The last authentication or TLS failure, if any happened.
-    pub fn last_failure(&self) -> Option<ConnectionFailure> {
-        self.failures.lock().ok().and_then(|f| f.clone())
-    }
-
     fn msk_token(
         &self,
         source: &MskTokenSource,

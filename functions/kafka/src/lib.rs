@@ -119,11 +119,6 @@ impl KafkaProducer {
         &self.producer
     }
 
-    /// The last authentication or TLS failure of this producer's connections.
-    pub fn last_failure(&self) -> Option<ConnectionFailure> {
-        self.failures.lock().ok().and_then(|f| f.clone())
-    }
-
     /// Reads `topic`'s metadata: proves the brokers answer, accept the credentials and know the topic.
     /// Blocks for up to `timeout`.
     pub fn check_topic(&self, topic: &str, timeout: Duration) -> Result<(), ConnectError> {

@@ -244,9 +244,9 @@ pub fn next_step(app: &AppView, settings: &Settings, now: Timestamp) -> Step {
 }
 
 /// The operator's default for every `applicationTimeoutConfig` timeout.
-const DEFAULT_TIMEOUT_MILLIS: i64 = 300_000;
+pub(crate) const DEFAULT_TIMEOUT_MILLIS: i64 = 300_000;
 /// `restartConfig.restartBackoffMillis` default.
-const DEFAULT_RESTART_BACKOFF_MILLIS: i64 = 30_000;
+pub(crate) const DEFAULT_RESTART_BACKOFF_MILLIS: i64 = 30_000;
 /// `applicationTimeoutConfig.terminationRequeuePeriodMillis` default.
 const DEFAULT_TERMINATION_REQUEUE_MILLIS: i64 = 2_000;
 /// `spark.kubernetes.operator.reconciler.intervalSeconds` default (`SparkOperatorConf`): with no

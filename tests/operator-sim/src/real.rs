@@ -68,7 +68,7 @@ use serde_json::{Value, json};
 use spark_gateway_core::names::spark_app_id;
 
 use crate::model::{ApplicationState, ApplicationStatus, StateSummary, messages};
-use crate::plan::{Action, AppView, Step};
+use crate::plan::{Action, AppView, DEFAULT_RESTART_BACKOFF_MILLIS, DEFAULT_TIMEOUT_MILLIS, Step};
 use crate::scenario::SCENARIO_KEY;
 
 /// Annotation (or label) choosing how one application runs: `real` or `scripted`.
@@ -82,20 +82,7 @@ pub const READY_LINE: &str = "Initialized BlockManager: BlockManagerId(driver";
 /// Where the image keeps Spark; `local://` paths below it resolve to the job roots.
 pub const IMAGE_SPARK_HOME: &str = "/opt/spark/";
 
-/// Operator 0.5.0 timeouts default to 5 minutes (`ApplicationTimeoutConfig`).
-const DEFAULT_TIMEOUT_MILLIS: i64 = 300_000;
-/// `restartConfig.restartBackoffMillis` default.
-const DEFAULT_RESTART_BACKOFF_MILLIS: i64 = 30_000;
 const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
-
-/// Operator messages this mode writes beyond [`messages`] (`Constants.java`, 0.5.0).
-pub mod operator_messages {
-    /// `Failed` when the driver exited 0 before its SparkContext was up.
-    pub const DRIVER_TERMINATED_BEFORE_INITIALIZATION: &str =
-        "Driver container is terminated without SparkContext / SparkSession initialization.";
-    /// `Failed` when the driver pod is gone.
-    pub const DRIVER_UNEXPECTED_REMOVED: &str = "Driver removed. This could caused by 'exit' called in driver process with non-zero code, involuntary disruptions or unintentional destroy behavior, check Kubernetes events for more details.";
-}
 
 /// How one application runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,7 +606,7 @@ fn removed(stamp: &str) -> ApplicationState {
     ApplicationState::new(
         StateSummary::Failed,
         stamp,
-        Some(operator_messages::DRIVER_UNEXPECTED_REMOVED.to_owned()),
+        Some(messages::DRIVER_UNEXPECTED_REMOVED.to_owned()),
     )
 }
 
@@ -687,7 +674,7 @@ impl<'a> PodView<'a> {
             Some(0) => ApplicationState::new(
                 StateSummary::Failed,
                 stamp,
-                Some(operator_messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION.to_owned()),
+                Some(messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION.to_owned()),
             )
             .with_driver_status(self.status(stamp)),
             _ => {
@@ -1100,7 +1087,7 @@ mod tests {
             [
                 (
                     StateSummary::Failed,
-                    Some(operator_messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION.to_owned())
+                    Some(messages::DRIVER_TERMINATED_BEFORE_INITIALIZATION.to_owned())
                 ),
                 (
                     StateSummary::Succeeded,
@@ -1174,7 +1161,7 @@ mod tests {
             states[0],
             (
                 StateSummary::Failed,
-                Some(operator_messages::DRIVER_UNEXPECTED_REMOVED.to_owned())
+                Some(messages::DRIVER_UNEXPECTED_REMOVED.to_owned())
             )
         );
     }

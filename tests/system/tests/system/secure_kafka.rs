@@ -38,6 +38,32 @@ fn secure_env(
     Ok(env)
 }
 
+/// `env` with the SASL user and password replaced by `KAFKA_SASL_SECRET_ID`, naming a new LocalStack
+/// secret that holds them in the event source's format.
+async fn with_sasl_secret(
+    fixture: &Fixture,
+    env: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>> {
+    let aws = spark_gateway_harness::aws::localstack_config(&fixture.world).await?;
+    let secret_id = unique_name("kafka-sasl");
+    aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(
+            json!({"username": fixture.world.var("KAFKA_SECURE_SASL_USERNAME")?,
+                   "password": fixture.world.var("KAFKA_SECURE_SASL_PASSWORD")?})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(name, _)| name != v::SASL_PASSWORD && name != v::SASL_USERNAME)
+        .collect();
+    env.push((v::SASL_SECRET_ID.into(), secret_id));
+    Ok(env)
+}
+
 fn rejection_of(records: &[spark_gateway_harness::kafka::Record]) -> Option<RejectionReason> {
     records.iter().find_map(
         |r| match decode_completion_event(r.value.as_bytes()).ok()? {
@@ -53,24 +79,8 @@ async fn the_job_requests_function_publishes_over_tls_with_scram_credentials_fro
     let fixture = Fixture::start().await?;
     let kafka = fixture.world.secure_kafka(MECHANISM)?;
     let events_topic = create_topic_with(&kafka, "secure-events", 1).await?;
-    let aws = spark_gateway_harness::aws::localstack_config(&fixture.world).await?;
     // The SAM template gives the function the event source's secret, not the password itself.
-    let secret_id = unique_name("kafka-sasl");
-    aws_sdk_secretsmanager::Client::new(&aws)
-        .create_secret()
-        .name(&secret_id)
-        .secret_string(
-            json!({"username": fixture.world.var("KAFKA_SECURE_SASL_USERNAME")?,
-                   "password": fixture.world.var("KAFKA_SECURE_SASL_PASSWORD")?})
-            .to_string(),
-        )
-        .send()
-        .await?;
-    let mut env: Vec<(String, String)> = secure_env(&fixture, &events_topic, "unused")?
-        .into_iter()
-        .filter(|(name, _)| name != v::SASL_PASSWORD && name != v::SASL_USERNAME)
-        .collect();
-    env.push((v::SASL_SECRET_ID.into(), secret_id));
+    let env = with_sasl_secret(&fixture, secure_env(&fixture, &events_topic, "unused")?).await?;
     let emulator = RuntimeEmulator::start().await?;
     let _process = LambdaProcess::spawn(workspace_binary("job-requests")?, &emulator, env)?;
 
@@ -132,7 +142,12 @@ async fn the_consumer_reads_and_dead_letters_over_tls_and_stops_on_a_wrong_passw
     let mut env = secure_env(&fixture, &events_topic, "unused")?;
     env.push(("SPARK_GATEWAY_DLQ_TOPIC".into(), dlq_topic.clone()));
 
-    let mut consumer = consumer_command(&env, &request_topic)?.spawn()?;
+    // Credentials from the secret: the group member must connect with them as the producer does.
+    let mut consumer = consumer_command(
+        &with_sasl_secret(&fixture, env.clone()).await?,
+        &request_topic,
+    )?
+    .spawn()?;
     produce(
         &producer_with(&kafka)?,
         &request_topic,

@@ -171,22 +171,14 @@ fn completion_reader(kafka: &KafkaArgs, from_beginning: bool) -> Result<Reader> 
     let topic = events_topic();
     let settings = kafka_settings(kafka)?;
     let consumer = settings.reader(&format!("spark-gateway-cli-{}", uuid::Uuid::new_v4()))?;
-    spark_gateway_kafka::check_topic(
+    let partitions = spark_gateway_kafka::check_topic(
         consumer.client(),
         consumer.context().failures(),
         &settings,
         &topic,
         Duration::from_secs(10),
-    )?;
-    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
-    if partitions == 0 {
-        bail!("completion topic {topic} does not exist");
-    }
+    )
+    .with_context(|| format!("the completion topic {topic}"))?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions as i32 {
         let offset = if from_beginning {

@@ -129,6 +129,7 @@ impl KafkaProducer {
             topic,
             timeout,
         )
+        .map(|_| ())
     }
 
     /// Explains a failed send: the connection failure behind it, if one was reported.
@@ -249,28 +250,26 @@ impl KafkaSettings {
     }
 }
 
-/// Reads `topic`'s metadata through `client`; see [`KafkaProducer::check_topic`].
+/// Reads `topic`'s metadata through `client` (see [`KafkaProducer::check_topic`]); returns how many
+/// partitions it has.
 pub fn check_topic<C: rdkafka::ClientContext>(
     client: &Client<C>,
     failures: &FailureLog,
     settings: &KafkaSettings,
     topic: &str,
     timeout: Duration,
-) -> Result<(), ConnectError> {
+) -> Result<usize, ConnectError> {
     let result = client
         .fetch_metadata(Some(topic), timeout)
         .and_then(|metadata| {
-            let known = metadata
+            metadata
                 .topics()
                 .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if known {
-                Ok(())
-            } else {
-                Err(KafkaError::MetadataFetch(
+                .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.partitions().len())
+                .ok_or(KafkaError::MetadataFetch(
                     rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
                 ))
-            }
         });
     result.map_err(|error| {
         explain(

@@ -16,6 +16,48 @@ pub const CLOUDEVENTS_JSON_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// The only CloudEvents version produced and accepted.
 pub const SPEC_VERSION: &str = "1.0";
 
+/// Kafka header carrying the content type (CloudEvents Kafka binding, structured mode).
+pub const CONTENT_TYPE_HEADER: &str = "content-type";
+/// Kafka header carrying the W3C trace context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// A CloudEvent as a Kafka record in the binding's structured mode, the one encoding every producer of
+/// the system uses: the whole event is the value, the key is its `partitionkey` (its id when it has
+/// none), the `content-type` header says [`CLOUDEVENTS_JSON_CONTENT_TYPE`], and the request's
+/// `traceparent` travels as a header besides the extension attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaRecord {
+    /// The record key.
+    pub key: String,
+    /// The structured-mode CloudEvent, JSON.
+    pub payload: Vec<u8>,
+    /// The `traceparent` header value, when the event has one.
+    pub traceparent: Option<String>,
+}
+
+impl KafkaRecord {
+    /// The record that carries `event`.
+    pub fn structured<T: Serialize>(event: &CloudEvent<T>) -> Self {
+        Self {
+            key: event
+                .partitionkey
+                .clone()
+                .unwrap_or_else(|| event.id.clone()),
+            payload: serde_json::to_vec(event).expect("a CloudEvent of plain fields serializes"),
+            traceparent: event.traceparent.clone(),
+        }
+    }
+
+    /// The Kafka headers as `(name, value)` pairs.
+    pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = vec![(CONTENT_TYPE_HEADER, CLOUDEVENTS_JSON_CONTENT_TYPE)];
+        if let Some(traceparent) = &self.traceparent {
+            headers.push((TRACEPARENT_HEADER, traceparent.as_str()));
+        }
+        headers
+    }
+}
+
 /// Event data that has a CloudEvents `type` of its own.
 pub trait EventData {
     /// The CloudEvents `type` attribute.

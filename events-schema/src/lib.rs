@@ -33,7 +33,10 @@ pub mod schema;
 pub mod state;
 pub mod status;
 
-pub use cloudevent::{CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, EventData, SpecVersion};
+pub use cloudevent::{
+    CLOUDEVENTS_JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, EventData, KafkaRecord,
+    SpecVersion, TRACEPARENT_HEADER,
+};
 pub use decode::{
     DEFAULT_MAX_MESSAGE_BYTES, DecodeError, DecodeLimits, decode, decode_completion_event,
     decode_job_request, decode_job_request_with, rejection_for_undecodable,

@@ -54,10 +54,13 @@ impl ClusterError {
     }
 }
 
-/// Classifies a kube client error as transient (worth retrying as is) or permanent.
+/// Classifies a kube client error as transient (worth retrying) or permanent: the API's answers by the
+/// one table of [`spark_gateway_core::kube_answer`] (401 is transient because the client re-reads a
+/// rotated service-account token, 409 because the watcher reads the object again before it writes);
+/// connection and stream failures are transient.
 pub fn kube_error_is_transient(error: &kube::Error) -> bool {
     match error {
-        kube::Error::Api(status) => status.code == 429 || status.code == 409 || status.code >= 500,
+        kube::Error::Api(status) => spark_gateway_core::kube_answer(status.code).is_transient(),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
     }

@@ -181,13 +181,6 @@ pub enum ConnectError {
     Client(#[source] kube::Error),
 }
 
-impl ConnectError {
-    /// Configuration problems are permanent.
-    pub fn is_transient(&self) -> bool {
-        false
-    }
-}
-
 impl ClusterArgs {
     /// A client for the configured cluster.
     pub async fn client(&self) -> Result<Client, ConnectError> {
@@ -223,32 +216,43 @@ mod tests {
         Cli::try_parse_from(args).unwrap()
     }
 
-    #[test]
-    fn run_takes_flags_with_defaults() {
-        let cli = parse(&[
+    /// `run --cluster dev --kafka-bootstrap-servers <bootstrap>` and `extra`.
+    fn run_args(bootstrap: &str, extra: &[&str]) -> Box<RunArgs> {
+        let mut args = vec![
             "spark-gateway-watcher",
             "run",
             "--cluster",
             "dev",
             "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--namespace",
-            "a,b",
-            "--kafka-security-protocol",
-            "sasl_ssl",
-            "--kafka-sasl-mechanism",
-            "SCRAM-SHA-512",
-            "--kafka-sasl-username",
-            "watcher",
-            "--kafka-sasl-password",
-            "pw",
-            "--kafka-property",
-            "client.rack=use1-az1",
-            "--no-finalizer",
-        ]);
-        let Command::Run(args) = cli.command else {
+            bootstrap,
+        ];
+        args.extend_from_slice(extra);
+        let Command::Run(args) = parse(&args).command else {
             panic!("expected run")
         };
+        args
+    }
+
+    #[test]
+    fn run_takes_flags_with_defaults() {
+        let args = run_args(
+            "127.0.0.1:9092",
+            &[
+                "--namespace",
+                "a,b",
+                "--kafka-security-protocol",
+                "sasl_ssl",
+                "--kafka-sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--kafka-sasl-username",
+                "watcher",
+                "--kafka-sasl-password",
+                "pw",
+                "--kafka-property",
+                "client.rack=use1-az1",
+                "--no-finalizer",
+            ],
+        );
         assert_eq!(args.cluster_args.namespaces, ["a", "b"]);
         assert_eq!(args.cluster_args.label_selector, DEFAULT_LABEL_SELECTOR);
         assert_eq!(args.topic, "spark-gateway.events");
@@ -292,19 +296,7 @@ mod tests {
             "acks=1",
             "ssl.endpoint.identification.algorithm=none",
         ] {
-            let cli = parse(&[
-                "spark-gateway-watcher",
-                "run",
-                "--cluster",
-                "dev",
-                "--kafka-bootstrap-servers",
-                "x",
-                "--kafka-property",
-                property,
-            ]);
-            let Command::Run(args) = cli.command else {
-                panic!("expected run")
-            };
+            let args = run_args("x", &["--kafka-property", property]);
             assert!(args.kafka_settings().is_err(), "{property} was accepted");
         }
     }

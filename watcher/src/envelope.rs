@@ -7,16 +7,11 @@
 
 use jiff::Timestamp;
 use spark_gateway_events::{
-    ApplicationStateChanged, CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, cluster_event_source,
+    ApplicationStateChanged, CloudEvent, KafkaRecord, cluster_event_source,
 };
 
 use crate::observation::AppIdentity;
 use crate::transitions::Transition;
-
-/// Kafka header carrying the content type.
-pub const CONTENT_TYPE_HEADER: &str = "content-type";
-/// Kafka header carrying the W3C trace context.
-pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// The CloudEvent for `transition` of the application `identity` on `cluster`.
 pub fn state_changed_event(
@@ -54,12 +49,8 @@ pub fn state_changed_event(
 pub struct OutgoingRecord {
     /// The CloudEvent id (for logs and metrics; the broker does not see it apart from the value).
     pub event_id: String,
-    /// The record key: the application's uid.
-    pub key: String,
-    /// The structured-mode CloudEvent, JSON.
-    pub payload: Vec<u8>,
-    /// The `traceparent` header value, when the application has one.
-    pub traceparent: Option<String>,
+    /// The structured-mode record; its key is the application's uid (the event's `partitionkey`).
+    pub record: KafkaRecord,
     /// When the transition happened, to measure how far behind publishing runs.
     pub transition_time: Option<Timestamp>,
 }
@@ -69,21 +60,9 @@ impl OutgoingRecord {
     pub fn new(event: &CloudEvent<ApplicationStateChanged>) -> Self {
         Self {
             event_id: event.id.clone(),
-            key: event.data.uid.clone(),
-            payload: serde_json::to_vec(event)
-                .expect("a CloudEvent of plain fields always serializes"),
-            traceparent: event.traceparent.clone(),
+            record: KafkaRecord::structured(event),
             transition_time: event.time,
         }
-    }
-
-    /// The Kafka headers as `(name, value)` pairs.
-    pub fn headers(&self) -> Vec<(&'static str, &str)> {
-        let mut headers = vec![(CONTENT_TYPE_HEADER, CLOUDEVENTS_JSON_CONTENT_TYPE)];
-        if let Some(traceparent) = &self.traceparent {
-            headers.push((TRACEPARENT_HEADER, traceparent.as_str()));
-        }
-        headers
     }
 }
 
@@ -144,9 +123,13 @@ mod tests {
     #[test]
     fn the_record_is_a_structured_mode_cloudevent_keyed_by_uid() {
         let event = last_event_of("failed.json");
-        let record = OutgoingRecord::new(&event);
+        let outgoing = OutgoingRecord::new(&event);
+        let record = &outgoing.record;
         assert_eq!(record.key, "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f");
-        assert_eq!(record.event_id, "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f/0/6");
+        assert_eq!(
+            outgoing.event_id,
+            "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f/0/6"
+        );
         assert_eq!(
             record.headers(),
             [
@@ -160,7 +143,7 @@ mod tests {
         // Subscribers' decoder reads it back as the same event.
         let decoded = decode_completion_event(&record.payload).unwrap();
         assert!(decoded.is_terminal());
-        assert_eq!(decoded.id(), record.event_id);
+        assert_eq!(decoded.id(), outgoing.event_id);
         let spark_gateway_events::CompletionEvent::StateChanged(decoded) = decoded else {
             panic!("wrong type")
         };

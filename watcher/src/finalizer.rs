@@ -11,7 +11,10 @@
 
 use spark_gateway_events::ApplicationState;
 
+use crate::checkpoint::Checkpoint;
 use crate::keys::FINALIZER;
+use crate::observation::Observation;
+use crate::transitions::fully_published;
 
 /// What the watcher knows about an application when deciding.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +40,21 @@ pub enum FinalizerAction {
     Remove,
     /// Leave the finalizers as they are.
     Keep,
+}
+
+/// The action for `observation` when `published` is acknowledged (the facts read off the observation).
+pub fn action_for(
+    enabled: bool,
+    observation: &Observation,
+    published: Option<Checkpoint>,
+) -> FinalizerAction {
+    decide(FinalizerFacts {
+        enabled,
+        finalizers: &observation.finalizers,
+        deleting: observation.deleting,
+        fully_published: fully_published(&observation.status, published),
+        last_state: observation.status.last_state(),
+    })
 }
 
 /// Decides about the watcher's finalizer.

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use spark_gateway_kafka::{KafkaProducer, KafkaSetupError, ProducerProfile};
@@ -71,20 +70,11 @@ impl KafkaSink {
 
 impl EventSink for KafkaSink {
     async fn publish(&self, record: &OutgoingRecord) -> Result<(), SinkError> {
-        let headers =
-            record
-                .headers()
-                .into_iter()
-                .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                    headers.insert(Header {
-                        key,
-                        value: Some(value),
-                    })
-                });
+        let structured = &record.record;
         let kafka_record = FutureRecord::to(&self.topic)
-            .key(&record.key)
-            .payload(&record.payload)
-            .headers(headers);
+            .key(&structured.key)
+            .payload(&structured.payload)
+            .headers(spark_gateway_kafka::headers(&structured.headers()));
         // The local queue being full is back-pressure, not failure: wait for room as long as a
         // delivery may take.
         let queue_timeout = Timeout::After(Duration::from_secs(30));

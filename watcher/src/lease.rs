@@ -22,6 +22,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
+use spark_gateway_core::error_chain;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
@@ -129,15 +130,17 @@ impl Elector {
         i32::try_from(self.settings.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)
     }
 
+    async fn read(&self) -> Result<Option<Lease>, LeaseError> {
+        self.api
+            .get_opt(&self.settings.name)
+            .await
+            .map_err(|e| self.error("read", e))
+    }
+
     /// Reads the Lease and renews or acquires it if we may; `Ok(true)` when we hold it afterwards.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaseError> {
         let now = MicroTime(Timestamp::now());
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.settings.name)
-            .await
-            .map_err(|e| self.error("read", e))?
-        else {
+        let Some(mut lease) = self.read().await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.settings.name.clone()),
@@ -205,12 +208,7 @@ impl Elector {
 
     /// Gives the Lease up if we hold it, so another replica takes over at once.
     pub async fn release(&mut self) -> Result<(), LeaseError> {
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.settings.name)
-            .await
-            .map_err(|e| self.error("read", e))?
-        else {
+        let Some(mut lease) = self.read().await? else {
             return Ok(());
         };
         let Some(spec) = lease.spec.as_mut() else {
@@ -279,18 +277,6 @@ impl Elector {
     }
 }
 
-/// An error with its causes, one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn error_chains_read_as_one_line() {
+    fn lease_errors_name_the_lease_and_keep_the_cause() {
         let error = LeaseError {
             action: "read",
             namespace: "ns".into(),

@@ -30,10 +30,11 @@
 //! # Layout
 //! - Pure core, no I/O: [`checkpoint`], [`status`] (history of a status), [`transitions`] (what to
 //!   publish), [`finalizer`] (when to hold or release), [`observation`] (what is read from an
-//!   object), [`envelope`] (CloudEvent and Kafka record).
+//!   object), [`envelope`] (CloudEvent and Kafka record), [`schedule`] (which application is synced
+//!   next).
 //! - Adapters: [`sink`] (the [`EventSink`] trait) and [`kafka`] (its rdkafka implementation),
 //!   [`cluster`] (watch and metadata writes), [`lease`] (leader election).
-//! - The loop: [`publisher`]; operations: [`metrics`], [`http`]; [`config`] (CLI and environment);
+//! - The loop: [`publisher`] (the I/O around [`schedule`]); operations: [`metrics`], [`http`]; [`config`] (CLI and environment);
 //!   [`run`] ties election and publishing together.
 
 pub mod checkpoint;
@@ -48,6 +49,7 @@ pub mod lease;
 pub mod metrics;
 pub mod observation;
 pub mod publisher;
+pub mod schedule;
 pub mod sink;
 pub mod status;
 pub mod transitions;
@@ -132,7 +134,7 @@ pub async fn run<S: EventSink>(
             metrics.set_leader(false);
         }
         if let Err(error) = sink.flush(settings.flush_timeout).await {
-            warn!(error = %lease::error_chain(&error), "the producer did not deliver everything before shutdown");
+            warn!(error = %spark_gateway_core::error_chain(&error), "the producer did not deliver everything before shutdown");
         }
         let _ = stop_election.send(());
     };

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use spark_gateway_core::error_chain;
 use spark_gateway_watcher::config::{Cli, ClusterArgs, Command, LogFormat, RunArgs};
 use spark_gateway_watcher::http::{self, Health};
-use spark_gateway_watcher::lease::error_chain;
 use spark_gateway_watcher::{Applications, KafkaSink, Metrics};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};

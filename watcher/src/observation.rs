@@ -18,14 +18,8 @@ use crate::keys::{
 };
 use crate::status::{StatusError, StatusView};
 
-/// API group of SparkApplications.
-pub const GROUP: &str = "spark.apache.org";
-/// API version the watcher reads.
-pub const VERSION: &str = "v1";
-/// Kind.
-pub const KIND: &str = "SparkApplication";
-/// Resource name in URLs.
-pub const PLURAL: &str = "sparkapplications";
+/// The resource the watcher reads: the one the gateway writes.
+pub use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
 
 /// A `spark.apache.org/v1` SparkApplication as the watcher sees it: metadata and raw status only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -112,13 +106,6 @@ pub enum ObservationError {
         #[source]
         source: StatusError,
     },
-}
-
-impl ObservationError {
-    /// Reading the same object again gives the same error: permanent until the object changes.
-    pub fn is_transient(&self) -> bool {
-        false
-    }
 }
 
 /// One observed version of an application.

@@ -7,10 +7,10 @@
 //!                         └───────────────────────────────────────────────────────┘
 //! ```
 //!
-//! One task owns a map of applications; at most `max_in_flight` applications are synced at once, one
-//! sync per application at a time (so its events go out in order), and observations arriving meanwhile
-//! wait as that application's single pending observation. Per application only the checkpoint, a few
-//! flags and that pending observation are kept; objects themselves are not.
+//! One task owns the [`Schedule`] (which application is synced next: one sync per application at a
+//! time, so its events go out in order, and observations arriving meanwhile wait as that application's
+//! single pending observation) and runs at most `max_in_flight` syncs at once. This module is the I/O
+//! around it: the watch, the sink, the patches.
 //!
 //! Order of writes within a sync, and why:
 //! 1. add the finalizer first, because publishing may wait for the broker for a long time and the
@@ -22,7 +22,6 @@
 //!
 //! Every failure is retried with back-off inside the sync: skipping would be a gap.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +38,13 @@ use tracing::{debug, error, info, warn};
 use crate::checkpoint::{Checkpoint, annotation_value};
 use crate::cluster::{Applications, ClusterError, MetadataUpdate, PatchOutcome};
 use crate::envelope::{OutgoingRecord, state_changed_event};
-use crate::finalizer::{self, FinalizerAction, FinalizerFacts};
-use crate::lease::error_chain;
+use crate::finalizer::{self, FinalizerAction};
 use crate::metrics::{Metrics, Operation};
 use crate::observation::{Observation, ObservationError, SparkApplication};
+use crate::schedule::{Schedule, SyncReport, SyncStart};
 use crate::sink::{EventSink, SinkError};
-use crate::transitions::{self, Step, fully_published};
+use crate::transitions::{self, Step};
+use spark_gateway_core::error_chain;
 
 /// How the publishing loop behaves.
 #[derive(Debug, Clone)]
@@ -75,7 +75,8 @@ impl SyncError {
         match self {
             Self::Sink(error) => error.is_transient(),
             Self::Cluster(error) => error.is_transient(),
-            Self::Observation(error) => error.is_transient(),
+            // Reading the same object again gives the same error, until the object changes.
+            Self::Observation(_) => false,
         }
     }
 
@@ -96,31 +97,6 @@ enum Round {
     Gone,
     /// The object changed under us: sync this newer version.
     Reread(Box<Observation>),
-}
-
-/// What a finished sync reports back to the loop.
-struct SyncReport {
-    uid: String,
-    published: Option<Checkpoint>,
-    gone: bool,
-}
-
-/// What the loop remembers about one application.
-struct Tracked {
-    scope: usize,
-    /// The furthest position known to be acknowledged (annotation or our own acks).
-    published: Option<Checkpoint>,
-    /// The furthest position observed, for the transitions-seen metric.
-    seen: Option<Checkpoint>,
-    /// A sync is running.
-    busy: bool,
-    /// Waiting in the ready queue.
-    queued: bool,
-    /// The newest observation not yet synced (boxed: most applications have none, and the map entry
-    /// of each of them stays small).
-    pending: Option<Box<Observation>>,
-    /// The object no longer exists (a Delete event came).
-    gone: bool,
 }
 
 /// The publishing side of the watcher.
@@ -151,7 +127,10 @@ impl<S: EventSink> Publisher<S> {
     /// then; whatever they published but did not checkpoint is published again by the next leader,
     /// with the same ids.
     pub async fn run(&self, stop: impl Future<Output = ()>) {
-        let mut state = LoopState::new(self.applications.scope_count());
+        let mut state = Schedule::new(
+            self.applications.scope_count(),
+            self.settings.finalizer_enabled,
+        );
         let mut events = self.applications.watch();
         let mut in_flight: FuturesUnordered<BoxFuture<'static, SyncReport>> =
             FuturesUnordered::new();
@@ -165,41 +144,31 @@ impl<S: EventSink> Publisher<S> {
                 Some((scope, event)) = events.next() => self.on_event(&mut state, scope, event),
             }
             while in_flight.len() < self.settings.max_in_flight.max(1) {
-                let Some((observation, published, gone)) = state.next_ready() else {
+                let Some(start) = state.next_ready() else {
                     break;
                 };
-                in_flight.push(self.sync(observation, published, gone).boxed());
+                in_flight.push(self.sync(start).boxed());
             }
-            self.metrics.set_applications_tracked(state.tracked.len());
+            self.metrics.set_applications_tracked(state.tracked());
         }
         info!(in_flight = in_flight.len(), "stopped publishing");
     }
 
     fn on_event(
         &self,
-        state: &mut LoopState,
+        state: &mut Schedule,
         scope: usize,
         event: Result<watcher::Event<SparkApplication>, watcher::Error>,
     ) {
         match event {
-            Ok(watcher::Event::Init) => state.relisting[scope] = Some(HashSet::new()),
+            Ok(watcher::Event::Init) => state.relist_started(scope),
             Ok(watcher::Event::InitApply(object)) => {
-                if let (Some(seen), Some(uid)) = (
-                    state.relisting[scope].as_mut(),
-                    object.metadata.uid.as_ref(),
-                ) {
-                    seen.insert(uid.clone());
+                if let Some(uid) = object.metadata.uid.as_deref() {
+                    state.listed(scope, uid);
                 }
                 self.observe(state, scope, &object, false);
             }
-            Ok(watcher::Event::InitDone) => {
-                // Applications that vanished while the watch was re-listing: nothing more will come.
-                if let Some(seen) = state.relisting[scope].take() {
-                    state
-                        .tracked
-                        .retain(|uid, t| t.scope != scope || t.busy || seen.contains(uid));
-                }
-            }
+            Ok(watcher::Event::InitDone) => state.relist_done(scope),
             Ok(watcher::Event::Apply(object)) => self.observe(state, scope, &object, false),
             Ok(watcher::Event::Delete(object)) => self.observe(state, scope, &object, true),
             Err(error) => {
@@ -209,8 +178,8 @@ impl<S: EventSink> Publisher<S> {
         }
     }
 
-    fn observe(&self, state: &mut LoopState, scope: usize, object: &SparkApplication, gone: bool) {
-        let observation = match Observation::from_object(object) {
+    fn observe(&self, state: &mut Schedule, scope: usize, object: &SparkApplication, gone: bool) {
+        let mut observation = match Observation::from_object(object) {
             Ok(observation) => observation,
             Err(error) => {
                 self.metrics.error(Operation::Status, false);
@@ -218,137 +187,34 @@ impl<S: EventSink> Publisher<S> {
                 return;
             }
         };
+        let warnings = std::mem::take(&mut observation.warnings);
+        let identity = observation.identity.clone();
+        let observed = state.observe(scope, observation, gone);
+        if observed.new_entries > 0 {
+            self.metrics.transitions_seen(observed.new_entries as u64);
+        }
         // Once per application, not on every status change.
-        if !state.tracked.contains_key(&observation.identity.uid) {
-            for warning in &observation.warnings {
+        if observed.first_sighting {
+            for warning in &warnings {
                 warn!(
-                    namespace = %observation.identity.namespace,
-                    name = %observation.identity.name,
+                    namespace = %identity.namespace,
+                    name = %identity.name,
                     warning = %error_chain(warning),
                     "odd application metadata"
                 );
             }
         }
-        let tracked = state
-            .tracked
-            .entry(observation.identity.uid.clone())
-            .or_insert_with(|| Tracked {
-                scope,
-                published: None,
-                seen: None,
-                busy: false,
-                queued: false,
-                pending: None,
-                gone: false,
-            });
-        tracked.published = Checkpoint::latest(tracked.published, observation.checkpoint);
-        let new_entries = observation
-            .status
-            .entries
-            .iter()
-            .filter(|entry| Some(entry.position()) > tracked.seen)
-            .count();
-        if new_entries > 0 {
-            self.metrics.transitions_seen(new_entries as u64);
-            tracked.seen = observation.status.last_position();
-        }
-        tracked.gone |= gone;
-
-        let needs_sync = !fully_published(&observation.status, tracked.published)
-            || (!gone
-                && self.finalizer_action(&observation, tracked.published) != FinalizerAction::Keep);
-        if needs_sync {
-            tracked.pending = Some(Box::new(observation));
-            if !tracked.busy && !tracked.queued {
-                tracked.queued = true;
-                state
-                    .ready
-                    .push_back(object.metadata.uid.clone().unwrap_or_default());
-            }
-        } else if tracked.gone && !tracked.busy {
-            state.tracked.remove(&observation.identity.uid);
-        }
-    }
-
-    fn finalizer_action(
-        &self,
-        observation: &Observation,
-        published: Option<Checkpoint>,
-    ) -> FinalizerAction {
-        finalizer::decide(FinalizerFacts {
-            enabled: self.settings.finalizer_enabled,
-            finalizers: &observation.finalizers,
-            deleting: observation.deleting,
-            fully_published: fully_published(&observation.status, published),
-            last_state: observation.status.last_state(),
-        })
     }
 
     /// Brings one application up to date, retrying until it is or the object is gone.
-    fn sync(
-        &self,
-        observation: Observation,
-        published: Option<Checkpoint>,
-        gone: bool,
-    ) -> impl Future<Output = SyncReport> + Send + 'static {
+    fn sync(&self, start: SyncStart) -> impl Future<Output = SyncReport> + Send + 'static {
         let worker = SyncWorker {
             applications: self.applications.clone(),
             sink: Arc::clone(&self.sink),
             settings: Arc::clone(&self.settings),
             metrics: self.metrics.clone(),
         };
-        worker.run(observation, published, gone)
-    }
-}
-
-/// The loop's bookkeeping.
-struct LoopState {
-    tracked: HashMap<String, Tracked>,
-    ready: VecDeque<String>,
-    /// Per watch scope, the uids listed since its last `Init`, while a (re-)list is under way.
-    relisting: Vec<Option<HashSet<String>>>,
-}
-
-impl LoopState {
-    fn new(scopes: usize) -> Self {
-        Self {
-            tracked: HashMap::new(),
-            ready: VecDeque::new(),
-            relisting: vec![None; scopes],
-        }
-    }
-
-    /// The next application to sync, marked busy.
-    fn next_ready(&mut self) -> Option<(Observation, Option<Checkpoint>, bool)> {
-        while let Some(uid) = self.ready.pop_front() {
-            let Some(tracked) = self.tracked.get_mut(&uid) else {
-                continue;
-            };
-            tracked.queued = false;
-            if tracked.busy {
-                continue;
-            }
-            if let Some(observation) = tracked.pending.take() {
-                tracked.busy = true;
-                return Some((*observation, tracked.published, tracked.gone));
-            }
-        }
-        None
-    }
-
-    fn finish(&mut self, report: SyncReport) {
-        let Some(tracked) = self.tracked.get_mut(&report.uid) else {
-            return;
-        };
-        tracked.busy = false;
-        tracked.published = Checkpoint::latest(tracked.published, report.published);
-        tracked.gone |= report.gone;
-        if tracked.pending.is_some() && !tracked.queued {
-            tracked.queued = true;
-            self.ready.push_back(report.uid);
-        } else if tracked.gone && tracked.pending.is_none() {
-            self.tracked.remove(&report.uid);
-        }
+        worker.run(start.observation, start.published, start.gone)
     }
 }
 
@@ -421,13 +287,7 @@ impl<S: EventSink> SyncWorker<S> {
     ) -> Result<Round, SyncError> {
         let identity = &observation.identity;
         let action = |published: Option<Checkpoint>| {
-            finalizer::decide(FinalizerFacts {
-                enabled: self.settings.finalizer_enabled,
-                finalizers: &observation.finalizers,
-                deleting: observation.deleting,
-                fully_published: fully_published(&observation.status, published),
-                last_state: observation.status.last_state(),
-            })
+            finalizer::action_for(self.settings.finalizer_enabled, observation, published)
         };
 
         // 1. Hold the application before waiting on the broker.

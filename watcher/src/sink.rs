@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 
 use crate::envelope::OutgoingRecord;
 
@@ -53,39 +53,19 @@ impl SinkError {
     /// be a gap.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Delivery { source, .. } | Self::Flush(source) => kafka_error_is_transient(source),
+            Self::Delivery { source, .. } | Self::Flush(source) => {
+                spark_gateway_kafka::is_transient(source)
+            }
             Self::Connect(error) => error.is_transient(),
             Self::Unavailable(_) => true,
         }
     }
 }
 
-fn kafka_error_is_transient(error: &KafkaError) -> bool {
-    let code = match error {
-        KafkaError::MessageProduction(code) | KafkaError::Flush(code) => *code,
-        KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..) | KafkaError::Canceled => {
-            return false;
-        }
-        _ => return true,
-    };
-    !matches!(
-        code,
-        RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::InvalidMessageSize
-            | RDKafkaErrorCode::InvalidMessage
-            | RDKafkaErrorCode::InvalidRecord
-            | RDKafkaErrorCode::TopicAuthorizationFailed
-            | RDKafkaErrorCode::ClusterAuthorizationFailed
-            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-            | RDKafkaErrorCode::SaslAuthenticationFailed
-            | RDKafkaErrorCode::UnknownTopic
-            | RDKafkaErrorCode::InvalidTopic
-            | RDKafkaErrorCode::Fatal
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use rdkafka::error::RDKafkaErrorCode;
+
     use super::*;
 
     fn delivery(code: RDKafkaErrorCode) -> SinkError {

@@ -404,7 +404,8 @@ fn decode(record: &Record) -> Published {
     }
 }
 
-fn decode_outgoing(record: &OutgoingRecord) -> Published {
+fn decode_outgoing(outgoing: &OutgoingRecord) -> Published {
+    let record = &outgoing.record;
     let CompletionEvent::StateChanged(event) =
         decode_completion_event(&record.payload).expect("valid event")
     else {

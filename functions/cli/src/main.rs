@@ -42,6 +42,30 @@ enum Transport {
     Kafka,
 }
 
+/// The application a command is about.
+#[derive(Debug, clap::Args)]
+struct Application {
+    /// Namespace.
+    #[arg(long)]
+    namespace: String,
+    /// Application name.
+    #[arg(long)]
+    name: String,
+    /// Cluster (default: the gateway's default cluster).
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+impl Application {
+    fn query(self) -> GetJobStatusRequest {
+        GetJobStatusRequest {
+            application_name: self.name,
+            namespace: self.namespace,
+            cluster: self.cluster,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Submit a request file (the seed's SubmitSparkJob JSON; request_id is generated when missing).
@@ -67,15 +91,8 @@ enum Command {
     },
     /// Delete an application the gateway created.
     Delete {
-        /// Namespace.
-        #[arg(long)]
-        namespace: String,
-        /// Application name.
-        #[arg(long)]
-        name: String,
-        /// Cluster (default: the gateway's default cluster).
-        #[arg(long)]
-        cluster: Option<String>,
+        #[command(flatten)]
+        application: Application,
         /// Where to send it.
         #[arg(long, value_enum, default_value = "sqs")]
         via: Transport,
@@ -88,15 +105,8 @@ enum Command {
     },
     /// Print an application's status (state, outcome, history) as JSON.
     Status {
-        /// Namespace.
-        #[arg(long)]
-        namespace: String,
-        /// Application name.
-        #[arg(long)]
-        name: String,
-        /// Cluster.
-        #[arg(long)]
-        cluster: Option<String>,
+        #[command(flatten)]
+        application: Application,
     },
     /// Print every event on the completion topic, one line each.
     Follow {
@@ -350,16 +360,16 @@ async fn main() -> Result<()> {
             }
         }
         Command::Delete {
-            namespace,
-            name,
-            cluster,
+            application,
             via,
             wait,
             timeout,
         } => {
+            let query = application.query();
+            let (namespace, name) = (&query.namespace, &query.application_name);
             let request = DeleteJobRequest {
                 request_id: RequestId::new(uuid::Uuid::new_v4().to_string())?,
-                cluster: cluster.clone(),
+                cluster: query.cluster.clone(),
                 application_name: name.clone(),
                 namespace: namespace.clone(),
                 submitted_by: std::env::var("USER").ok(),
@@ -373,11 +383,6 @@ async fn main() -> Result<()> {
                 send(via, kafka, &format!("{namespace}/{name}"), &body).await?
             );
             if wait {
-                let query = GetJobStatusRequest {
-                    application_name: name.clone(),
-                    namespace: namespace.clone(),
-                    cluster,
-                };
                 let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
                 while gateway_status(&query).await?.is_some() {
                     if std::time::Instant::now() > deadline {
@@ -389,23 +394,15 @@ async fn main() -> Result<()> {
             }
             0
         }
-        Command::Status {
-            namespace,
-            name,
-            cluster,
-        } => {
-            let query = GetJobStatusRequest {
-                application_name: name.clone(),
-                namespace: namespace.clone(),
-                cluster,
-            };
+        Command::Status { application } => {
+            let query = application.query();
             match gateway_status(&query).await? {
                 Some(status) => {
                     println!("{}", serde_json::to_string_pretty(&status)?);
                     0
                 }
                 None => {
-                    eprintln!("{namespace}/{name} not found");
+                    eprintln!("{}/{} not found", query.namespace, query.application_name);
                     3
                 }
             }

@@ -31,18 +31,21 @@ pub struct SqsSource {
 
 /// An SQS call failed.
 #[derive(Debug, thiserror::Error)]
-#[error("SQS {operation} failed: {detail}")]
+#[error("SQS {operation} failed")]
 pub struct SqsError {
     /// The call.
     pub operation: &'static str,
     /// Why.
-    pub detail: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn sqs_error<E: std::error::Error + 'static>(operation: &'static str) -> impl Fn(E) -> SqsError {
+fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+) -> impl Fn(E) -> SqsError {
     move |error| SqsError {
         operation,
-        detail: aws_sdk_sqs::error::DisplayErrorContext(&error).to_string(),
+        source: error.into(),
     }
 }
 
@@ -130,10 +133,7 @@ where
 async fn joined(
     finishing: tokio::task::JoinHandle<Result<u64, SqsError>>,
 ) -> Result<u64, SqsError> {
-    finishing.await.map_err(|e| SqsError {
-        operation: "DeleteMessageBatch",
-        detail: e.to_string(),
-    })?
+    finishing.await.map_err(sqs_error("DeleteMessageBatch"))?
 }
 
 /// SQS's most messages per receive and per batch call.
@@ -185,16 +185,17 @@ async fn change_visibility(
     entries: Vec<ChangeMessageVisibilityBatchRequestEntry>,
     purpose: &'static str,
 ) {
-    for chunk in entries.chunks(SQS_BATCH) {
-        if let Err(error) = source
+    let calls = entries.chunks(SQS_BATCH).map(|chunk| {
+        source
             .client
             .change_message_visibility_batch()
             .queue_url(&source.queue_url)
             .set_entries(Some(chunk.to_vec()))
             .send()
-            .await
-        {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), purpose, "could not change message visibility");
+    });
+    for result in futures::future::join_all(calls).await {
+        if let Err(error) = result {
+            tracing::warn!(error = %spark_gateway_core::error_chain(&error), purpose, "could not change message visibility");
         }
     }
 }
@@ -263,16 +264,17 @@ async fn finish(
         })
         .collect();
     let completed = finished.len() as u64;
-    for chunk in finished.chunks(SQS_BATCH) {
+    // The chunks at once: each is a round trip, and nothing orders them.
+    futures::future::try_join_all(finished.chunks(SQS_BATCH).map(|chunk| {
         source
             .client
             .delete_message_batch()
             .queue_url(&source.queue_url)
             .set_entries(Some(chunk.to_vec()))
             .send()
-            .await
-            .map_err(sqs_error("DeleteMessageBatch"))?;
-    }
+    }))
+    .await
+    .map_err(sqs_error("DeleteMessageBatch"))?;
     // Retries come back after a back-off that grows with their delivery count, not after the full
     // visibility timeout.
     let retries: Vec<ChangeMessageVisibilityBatchRequestEntry> = messages

@@ -34,17 +34,64 @@ pub trait Classify {
     fn disposition(&self) -> Disposition;
 }
 
-/// How an HTTP status from the Kubernetes API (through the cluster proxy) is to be treated, following
-/// the API's own semantics: client errors are permanent except 408/429 and the auth errors the caller
-/// handles by refreshing its token; server errors are transient.
-pub fn disposition_of_kube_status(code: u16) -> Disposition {
-    match code {
-        401 | 408 | 429 => Disposition::TRANSIENT,
-        403 => Disposition::Permanent(RejectionReason::Forbidden),
-        404 | 422 | 400 | 405 | 415 => Disposition::Permanent(RejectionReason::RejectedByCluster),
-        409 => Disposition::Permanent(RejectionReason::Conflict),
-        _ => Disposition::TRANSIENT,
+/// What an error answer of the Kubernetes API means for the caller, by its HTTP status as the API
+/// conventions define them (`k8s.io/apimachinery/pkg/api/errors`): the one table the functions and the
+/// watcher decide "retry or give up" from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeAnswer {
+    /// 401: the credentials expired or were rotated: read them again, then retry.
+    Unauthenticated,
+    /// 403: the caller may not do this; retrying does not change that.
+    Forbidden,
+    /// 404: the object (or its namespace) does not exist.
+    NotFound,
+    /// 409 (`AlreadyExists`, or a `resourceVersion`/uid precondition that failed) and 410 (`Gone`, an
+    /// expired watch or list position): the object moved on; read it again and decide again.
+    Conflict,
+    /// 400, 405, 406, 413, 415, 422 and any other client error: the request itself is wrong.
+    Invalid,
+    /// 408, 429 and server errors: retry the same request later.
+    Unavailable,
+}
+
+impl KubeAnswer {
+    /// Retrying (after reading again where the answer says so) may succeed.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated | Self::Conflict | Self::Unavailable
+        )
     }
+}
+
+/// Classifies an error answer of the Kubernetes API by its HTTP status.
+pub fn kube_answer(code: u16) -> KubeAnswer {
+    match code {
+        401 => KubeAnswer::Unauthenticated,
+        403 => KubeAnswer::Forbidden,
+        404 => KubeAnswer::NotFound,
+        409 | 410 => KubeAnswer::Conflict,
+        408 | 429 => KubeAnswer::Unavailable,
+        400..=499 => KubeAnswer::Invalid,
+        _ => KubeAnswer::Unavailable,
+    }
+}
+
+/// An error and its causes on one line (`outer: cause: root cause`), for logs and retry reasons: a
+/// `#[source]` chain printed with `{}` shows only its outermost message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // `#[error(transparent)]` and wrappers that repeat their cause's text would print it twice.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -52,22 +99,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kube_status_codes_map_to_the_api_semantics() {
-        assert!(disposition_of_kube_status(500).is_transient());
-        assert!(disposition_of_kube_status(503).is_transient());
-        assert!(disposition_of_kube_status(429).is_transient());
-        assert!(disposition_of_kube_status(401).is_transient());
+    fn kube_answers_follow_the_api_conventions() {
+        use KubeAnswer::*;
+        let table = [
+            (400, Invalid),
+            (401, Unauthenticated),
+            (403, Forbidden),
+            (404, NotFound),
+            (405, Invalid),
+            (408, Unavailable),
+            (409, Conflict),
+            (410, Conflict),
+            (413, Invalid),
+            (415, Invalid),
+            (422, Invalid),
+            (429, Unavailable),
+            (500, Unavailable),
+            (503, Unavailable),
+            (504, Unavailable),
+        ];
+        for (code, expected) in table {
+            assert_eq!(kube_answer(code), expected, "{code}");
+        }
+        let transient: Vec<u16> = table
+            .iter()
+            .filter(|(code, _)| kube_answer(*code).is_transient())
+            .map(|(code, _)| *code)
+            .collect();
+        assert_eq!(transient, [401, 408, 409, 410, 429, 500, 503, 504]);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle")]
+    struct Middle(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error(transparent)]
+    struct Transparent(Middle);
+
+    #[test]
+    fn error_chains_read_as_one_line() {
+        let root = || std::io::Error::other("connection refused");
         assert_eq!(
-            disposition_of_kube_status(422),
-            Disposition::Permanent(RejectionReason::RejectedByCluster)
+            error_chain(&Outer(Middle(root()))),
+            "outer: middle: connection refused"
         );
         assert_eq!(
-            disposition_of_kube_status(403),
-            Disposition::Permanent(RejectionReason::Forbidden)
-        );
-        assert_eq!(
-            disposition_of_kube_status(409),
-            Disposition::Permanent(RejectionReason::Conflict)
+            error_chain(&Transparent(Middle(root()))),
+            "middle: connection refused"
         );
     }
 }

@@ -25,7 +25,7 @@ pub mod policy;
 pub mod quantity;
 pub mod status;
 
-pub use disposition::{Classify, Disposition};
+pub use disposition::{Classify, Disposition, KubeAnswer, error_chain, kube_answer};
 pub use mapping::spark_application;
 pub use policy::{Admitted, Policy};
 pub use status::job_status;

@@ -132,39 +132,48 @@ mod tests {
     // which hashes the UTF-8 bytes the same way.
     #[test]
     fn app_ids_follow_the_operator_0_5_0() {
-        assert_eq!(spark_app_id("spark-jobs", "pi-test", 0), "pi-test-0");
         let at_limit = "a2345678901234567890123456789012345678901234";
-        assert_eq!(
-            spark_app_id("spark-jobs", at_limit, 0),
-            "a2345678901234567890123456789012345678901234-0"
-        );
-        // The same name crosses the limit once the attempt has two digits.
-        assert_eq!(
-            spark_app_id("spark-jobs", at_limit, 10),
-            "a23456789-4q5j3yyh3o1xhbksltk2kqgc67f66r7t11gr"
-        );
-        assert_eq!(
-            spark_app_id(
-                "spark-jobs",
-                "a23456789012345678901234567890123456789012345",
-                0
-            ),
-            "a23456789-5izpxvnuahp1xtoh5k8gpds91p2g92iop99a"
-        );
         let long = "nightly-customer-churn-feature-engineering-pipeline";
-        assert_eq!(
-            spark_app_id("sjns-data-control", long, 0),
-            "nightly-c-3gjxs6fvr8vcfpfw502q9ah5qam5jt18fruw"
-        );
-        assert_eq!(
-            spark_app_id("sjns-data-control", long, 1),
-            "nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw"
-        );
-        // The namespace is part of the hash.
-        assert_eq!(
-            spark_app_id("other-ns", long, 0),
-            "nightly-c-2pc2bweu5onlrd94hlw2p85p9es0rfxmoa2z"
-        );
+        let cases = [
+            (("spark-jobs", "pi-test", 0), "pi-test-0"),
+            (
+                ("spark-jobs", at_limit, 0),
+                "a2345678901234567890123456789012345678901234-0",
+            ),
+            // The same name crosses the limit once the attempt has two digits.
+            (
+                ("spark-jobs", at_limit, 10),
+                "a23456789-4q5j3yyh3o1xhbksltk2kqgc67f66r7t11gr",
+            ),
+            (
+                (
+                    "spark-jobs",
+                    "a23456789012345678901234567890123456789012345",
+                    0,
+                ),
+                "a23456789-5izpxvnuahp1xtoh5k8gpds91p2g92iop99a",
+            ),
+            (
+                ("sjns-data-control", long, 0),
+                "nightly-c-3gjxs6fvr8vcfpfw502q9ah5qam5jt18fruw",
+            ),
+            (
+                ("sjns-data-control", long, 1),
+                "nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw",
+            ),
+            // The namespace is part of the hash.
+            (
+                ("other-ns", long, 0),
+                "nightly-c-2pc2bweu5onlrd94hlw2p85p9es0rfxmoa2z",
+            ),
+        ];
+        for ((namespace, name, attempt), expected) in cases {
+            assert_eq!(
+                spark_app_id(namespace, name, attempt),
+                expected,
+                "{namespace}/{name} #{attempt}"
+            );
+        }
         assert_eq!(
             driver_pod_name("sjns-data-control", long, 0),
             "nightly-c-3gjxs6fvr8vcfpfw502q9ah5qam5jt18fruw-driver"

@@ -52,12 +52,13 @@ pub enum CredentialsError {
         detail: String,
     },
     /// Secrets Manager could not be reached or failed; retrying may help.
-    #[error("AWS Secrets Manager unavailable reading {source_name}: {detail}")]
+    #[error("AWS Secrets Manager unavailable reading {source_name}")]
     Unavailable {
         /// Which secret.
         source_name: String,
         /// What happened.
-        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -152,30 +153,28 @@ impl CredentialsSource for SecretsManagerCredentials {
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| code.clone());
-                match (&error, code.as_str()) {
-                    (_, "ResourceNotFoundException") => CredentialsError::NotFound {
+                let from_the_service = matches!(error, SdkError::ServiceError(_));
+                match code.as_str() {
+                    "ResourceNotFoundException" => CredentialsError::NotFound {
                         source_name: source_name.clone(),
                     },
-                    (_, "AccessDeniedException") => CredentialsError::Denied {
-                        source_name: source_name.clone(),
-                        detail,
-                    },
-                    (
-                        SdkError::ServiceError(_),
-                        "InvalidRequestException"
-                        | "InvalidParameterException"
-                        | "DecryptionFailure",
-                    ) => CredentialsError::Denied {
+                    "AccessDeniedException" => CredentialsError::Denied {
                         source_name: source_name.clone(),
                         detail,
                     },
+                    "InvalidRequestException"
+                    | "InvalidParameterException"
+                    | "DecryptionFailure"
+                        if from_the_service =>
+                    {
+                        CredentialsError::Denied {
+                            source_name: source_name.clone(),
+                            detail,
+                        }
+                    }
                     _ => CredentialsError::Unavailable {
                         source_name: source_name.clone(),
-                        detail: if detail.is_empty() {
-                            format!("{error}")
-                        } else {
-                            detail
-                        },
+                        source: error.into(),
                     },
                 }
             })?;

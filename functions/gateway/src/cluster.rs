@@ -35,18 +35,37 @@ pub enum ClusterError {
     #[error("the cluster proxy refused the bearer token even after it was re-read from Vault")]
     Unauthorized,
     /// The proxy could not be reached, or the connection failed or timed out.
-    #[error("cannot reach the cluster proxy: {0}")]
-    Transport(String),
+    #[error("cannot reach the cluster proxy")]
+    Transport(#[source] BoxError),
+    /// The application was deleted between a create that found its name taken and the read of it.
+    #[error(
+        "SparkApplication {namespace}/{name} vanished while it was being created; a retry creates it"
+    )]
+    Vanished {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
     /// The token could not be read.
-    #[error("cannot get the cluster token: {0}")]
+    #[error("cannot get the cluster token")]
     Token(#[from] VaultError),
     /// The cluster's configuration is unusable (bad URL or CA file).
-    #[error("cluster configuration is unusable: {0}")]
-    Setup(String),
+    #[error("cluster configuration is unusable: {what}")]
+    Setup {
+        /// Which setting, and what is wrong with it.
+        what: String,
+        /// Why, when a library said.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The API returned something that is not a SparkApplication.
-    #[error("unexpected response: {0}")]
-    Unexpected(String),
+    #[error("unexpected response from the cluster")]
+    Unexpected(#[source] serde_json::Error),
 }
+
+/// A cause from any library, kept for the error chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ClusterError {
     fn from_kube(error: kube::Error) -> Self {
@@ -56,8 +75,8 @@ impl ClusterError {
                 reason: status.reason,
                 message: status.message,
             },
-            kube::Error::SerdeError(e) => Self::Unexpected(e.to_string()),
-            other => Self::Transport(other.to_string()),
+            kube::Error::SerdeError(e) => Self::Unexpected(e),
+            other => Self::Transport(other.into()),
         }
     }
 
@@ -205,23 +224,29 @@ fn namespaced(api: Api<DynamicObject>, namespace: &str) -> Api<DynamicObject> {
 }
 
 fn build_client(config: &ClusterConfig, token: SecretString) -> Result<kube::Client, ClusterError> {
+    let setup = |what: String| {
+        move |error: Box<dyn std::error::Error + Send + Sync>| ClusterError::Setup {
+            what,
+            source: Some(error),
+        }
+    };
     let url = config
         .proxy_url
-        .parse()
-        .map_err(|e| ClusterError::Setup(format!("proxy_url {:?}: {e}", config.proxy_url)))?;
+        .parse::<http::Uri>()
+        .map_err(|e| setup(format!("proxy_url {:?}", config.proxy_url))(e.into()))?;
     let mut kube_config = kube::Config::new(url);
     if let Some(ca_file) = &config.ca_file {
-        let pem = std::fs::read(ca_file)
-            .map_err(|e| ClusterError::Setup(format!("ca_file {}: {e}", ca_file.display())))?;
+        let unusable = || format!("ca_file {}", ca_file.display());
+        let pem = std::fs::read(ca_file).map_err(|e| setup(unusable())(e.into()))?;
         let certificates = CertificateDer::pem_slice_iter(&pem)
             .map(|c| c.map(|c| c.to_vec()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ClusterError::Setup(format!("ca_file {}: {e}", ca_file.display())))?;
+            .map_err(|e| setup(unusable())(e.into()))?;
         if certificates.is_empty() {
-            return Err(ClusterError::Setup(format!(
-                "ca_file {} holds no certificate",
-                ca_file.display()
-            )));
+            return Err(ClusterError::Setup {
+                what: format!("ca_file {} holds no certificate", ca_file.display()),
+                source: None,
+            });
         }
         kube_config.root_cert = Some(certificates);
     }
@@ -233,11 +258,11 @@ fn build_client(config: &ClusterConfig, token: SecretString) -> Result<kube::Cli
     // invocation for minutes; a transient error goes back to the queue instead, which retries it with
     // its own visibility timeout.
     kube_config.default_retry = false;
-    kube::Client::try_from(kube_config).map_err(|e| ClusterError::Setup(e.to_string()))
+    kube::Client::try_from(kube_config).map_err(|e| setup("the Kubernetes client".into())(e.into()))
 }
 
 fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
-    serde_json::to_value(object).map_err(|e| ClusterError::Unexpected(e.to_string()))
+    serde_json::to_value(object).map_err(ClusterError::Unexpected)
 }
 
 impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
@@ -248,8 +273,8 @@ impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
         app: &Value,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
-        let object: DynamicObject = serde_json::from_value(app.clone())
-            .map_err(|e| ClusterError::Unexpected(format!("not an object: {e}")))?;
+        let object: DynamicObject =
+            serde_json::from_value(app.clone()).map_err(ClusterError::Unexpected)?;
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
         let params = PostParams {
             dry_run,

@@ -8,6 +8,7 @@
 //! - [`vault`]: AppRole login and the cluster token from KV v2, cached and renewed.
 //! - [`cluster`]: SparkApplication calls through the proxy with kube-rs; 401 re-reads the token once.
 //! - [`service`]: [`Gateway`]: submit, delete, status, and their permanent/transient error split.
+//! - `fake` (feature `fake`): an in-memory [`ClusterApi`](cluster::ClusterApi) for unit tests.
 //!
 //! ```text
 //! request ─▶ Gateway ─policy/mapping (core)─▶ ClusterApi ─▶ proxy ─▶ Kubernetes
@@ -19,6 +20,8 @@
 pub mod approle;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod service;
 pub mod vault;
 

@@ -8,7 +8,9 @@ use spark_gateway_core::labels::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
 };
 use spark_gateway_core::status::StatusError;
-use spark_gateway_core::{Classify, Disposition, job_status, spark_application};
+use spark_gateway_core::{
+    Classify, Disposition, KubeAnswer, job_status, kube_answer, spark_application,
+};
 use spark_gateway_events::{
     DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, RejectionReason,
     SubmitJobRequest,
@@ -100,12 +102,14 @@ impl GatewayError {
             Self::Cluster(ClusterError::Unauthorized) => {
                 "the cluster proxy did not accept the gateway's token"
             }
-            Self::Cluster(ClusterError::Setup(_)) => {
+            Self::Cluster(ClusterError::Setup { .. }) => {
                 "the gateway's configuration of the cluster is unusable"
             }
-            Self::Cluster(ClusterError::Api { .. } | ClusterError::Transport(_)) => {
-                "the cluster was unavailable"
-            }
+            Self::Cluster(
+                ClusterError::Api { .. }
+                | ClusterError::Transport(_)
+                | ClusterError::Vanished { .. },
+            ) => "the cluster was unavailable",
             Self::Cluster(ClusterError::Unexpected(_)) | Self::Status(_) => {
                 "the cluster's answers could not be read"
             }
@@ -134,7 +138,7 @@ impl GatewayError {
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Cluster(ClusterError::Token(error)) => error.is_configuration(),
-            Self::Cluster(ClusterError::Setup(_) | ClusterError::Unauthorized) => true,
+            Self::Cluster(ClusterError::Setup { .. } | ClusterError::Unauthorized) => true,
             _ => false,
         }
     }
@@ -151,22 +155,19 @@ impl Classify for GatewayError {
 }
 
 /// Turns a cluster failure of an operation on `namespace/name` into a rejection when the API's answer is
-/// final, and keeps it transient otherwise.
+/// final ([`kube_answer`], the table the watcher decides by too), and keeps it transient otherwise.
 fn classify_cluster(error: ClusterError, cluster: &str, namespace: &str) -> GatewayError {
-    let ClusterError::Api {
-        code,
-        reason,
-        message,
-    } = &error
-    else {
+    let ClusterError::Api { code, message, .. } = &error else {
         return GatewayError::Cluster(error);
     };
-    match (code, reason.as_str()) {
-        (404, _) => GatewayError::rejected(
+    match kube_answer(*code) {
+        // Reads and deletes of one object answer "no such object" without an error; a 404 names the
+        // namespace.
+        KubeAnswer::NotFound => GatewayError::rejected(
             RejectionReason::RejectedByCluster,
             format!("namespace {namespace:?} does not exist on cluster {cluster:?} ({message})"),
         ),
-        (403, _) => {
+        KubeAnswer::Forbidden => {
             // The API's text names the gateway's own identity and permissions: logs, not producers.
             tracing::warn!(cluster, namespace, %message, "the cluster answered 403 Forbidden");
             GatewayError::rejected(
@@ -176,11 +177,14 @@ fn classify_cluster(error: ClusterError, cluster: &str, namespace: &str) -> Gate
                 ),
             )
         }
-        (422, _) | (400, _) | (405, _) | (415, _) => GatewayError::rejected(
+        KubeAnswer::Invalid => GatewayError::rejected(
             RejectionReason::RejectedByCluster,
             format!("cluster {cluster:?} rejected the SparkApplication: {message}"),
         ),
-        _ => GatewayError::Cluster(error),
+        // A conflict is decided again on the next delivery (a submit's own 409 is handled before).
+        KubeAnswer::Unauthenticated | KubeAnswer::Conflict | KubeAnswer::Unavailable => {
+            GatewayError::Cluster(error)
+        }
     }
 }
 
@@ -219,6 +223,11 @@ impl<A: ClusterApi> Gateway<A> {
     /// The configured clusters.
     pub fn clusters(&self) -> &ClustersConfig {
         &self.clusters
+    }
+
+    /// The cluster adapter (a test reads and scripts its fake through this).
+    pub fn api(&self) -> &A {
+        &self.api
     }
 
     /// Gets the default cluster ready (token from Vault, a connection) ahead of the first request. A
@@ -282,9 +291,10 @@ impl<A: ClusterApi> Gateway<A> {
             .map_err(|e| classify_cluster(e, cluster, namespace))?
             // Deleted between our create and get: a retry will create it.
             .ok_or_else(|| {
-                GatewayError::Cluster(ClusterError::Transport(format!(
-                    "{namespace}/{name} vanished during create"
-                )))
+                GatewayError::Cluster(ClusterError::Vanished {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })
             })?;
         let conflict = |message: String| GatewayError::rejected(RejectionReason::Conflict, message);
         match label(&existing, REQUEST_ID_LABEL) {

@@ -54,12 +54,26 @@ pub enum VaultError {
         /// What is missing.
         what: String,
     },
+    /// The Vault client cannot be configured (the address).
+    #[error("the Vault client settings are unusable")]
+    Setup(#[source] vaultrs::client::VaultClientSettingsBuilderError),
     /// Vault is unreachable or failing; retrying may help.
-    #[error("Vault unavailable: {detail}")]
+    #[error("Vault unavailable{}", vault_says(source))]
     Unavailable {
         /// What happened.
-        detail: String,
+        #[source]
+        source: ClientError,
     },
+}
+
+/// Vault's own explanation of an error answer ("Vault is sealed"), which the client's message leaves out.
+fn vault_says(error: &ClientError) -> String {
+    match error {
+        ClientError::APIError { errors, .. } if !errors.is_empty() => {
+            format!(" ({})", errors.join("; "))
+        }
+        _ => String::new(),
+    }
 }
 
 impl VaultError {
@@ -68,7 +82,10 @@ impl VaultError {
         match self {
             Self::Credentials(error) => error.is_configuration(),
             Self::Unavailable { .. } => false,
-            Self::LoginRefused { .. } | Self::Denied { .. } | Self::Missing { .. } => true,
+            Self::Setup(_)
+            | Self::LoginRefused { .. }
+            | Self::Denied { .. }
+            | Self::Missing { .. } => true,
         }
     }
 }
@@ -130,12 +147,9 @@ impl<S: CredentialsSource> VaultTokens<S> {
         if let Some(ca) = &self.config.ca_file {
             settings.ca_certs(vec![ca.display().to_string()]);
         }
-        let settings = settings.build().map_err(|e| VaultError::Unavailable {
-            detail: e.to_string(),
-        })?;
-        let mut client = VaultClient::new(settings).map_err(|e| VaultError::Unavailable {
-            detail: e.to_string(),
-        })?;
+        let settings = settings.build().map_err(VaultError::Setup)?;
+        let mut client =
+            VaultClient::new(settings).map_err(|source| VaultError::Unavailable { source })?;
         let auth = vaultrs::auth::approle::login(
             &client,
             &self.config.approle_mount,
@@ -197,13 +211,8 @@ impl<S: CredentialsSource> VaultTokens<S> {
     }
 }
 
-fn unavailable(error: ClientError) -> VaultError {
-    let detail = match &error {
-        ClientError::APIError { code, errors } => format!("status {code}: {}", errors.join("; ")),
-        ClientError::RestClientError { source } => format!("{error}: {source}"),
-        other => other.to_string(),
-    };
-    VaultError::Unavailable { detail }
+fn unavailable(source: ClientError) -> VaultError {
+    VaultError::Unavailable { source }
 }
 
 impl<S: CredentialsSource> TokenProvider for VaultTokens<S> {

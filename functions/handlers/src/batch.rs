@@ -13,6 +13,8 @@ use futures::StreamExt;
 
 use spark_gateway_events::MessageOrigin;
 
+use spark_gateway_core::error_chain;
+
 use crate::message::InboundMessage;
 use crate::processor::{Operations, Outcome, Processor};
 use crate::replay::{Partition, PositionLedger, ReplayGuard, Step};
@@ -168,9 +170,9 @@ where
     let done_through = match ledger.done_through(partition).await {
         Ok(done) => done,
         Err(error) => {
-            tracing::warn!(%error, topic = partition.topic, partition = partition.partition,
+            tracing::warn!(error = %error_chain(&error), topic = partition.topic, partition = partition.partition,
                 "cannot read the replay ledger; the partition's records will be delivered again");
-            let reason = error.to_string();
+            let reason = error_chain(&error);
             return indexes
                 .into_iter()
                 .map(|i| (i, Outcome::Retry(reason.clone())))
@@ -198,9 +200,9 @@ where
                     processor.process(message, dead_letters).await
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot record finished records in the replay ledger; \
+                    tracing::warn!(error = %error_chain(&error), "cannot record finished records in the replay ledger; \
                         a later request for their application waits");
-                    Outcome::Retry(error.to_string())
+                    Outcome::Retry(error_chain(&error))
                 }
             },
         };
@@ -211,7 +213,7 @@ where
         // Without it the replay re-applies the finished records: harmless unless one of them is followed
         // by a later change of its application, which was recorded before that change was applied.
         if let Err(error) = ledger.record(partition, through).await {
-            tracing::warn!(%error, "cannot record finished records before the replay; it will apply them again");
+            tracing::warn!(error = %error_chain(&error), "cannot record finished records before the replay; it will apply them again");
         }
     }
     outcomes

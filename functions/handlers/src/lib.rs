@@ -5,12 +5,14 @@
 //! - [`processor`]: one message to exactly one [`Outcome`](processor::Outcome): applied (what it did
 //!   published as `RequestApplied`), rejected (`RequestRejected` published, copy dead-lettered) or retry.
 //! - [`batch`]: many messages with per-application (or per-partition) order and bounded concurrency.
-//! - [`lambda_events`]: SQS and Kafka Lambda events in, partial-batch responses out.
 //! - [`replay`]: replays never undo later requests: the per-partition rule and its ledger (S3, or the
 //!   consumer group's committed offsets).
-//! - [`status`]: the status function for direct invocations and function URLs.
 //! - [`live`]: the handlers wired to the real gateway, Kafka and SQS from the environment.
 //! - [`sinks`]: the completion topic and dead-letter queue/topic, behind narrow traits.
+//! - `fakes` (feature `fakes`): the gateway and the sinks in memory, for tests.
+//!
+//! The Lambda event shapes (SQS, Kafka, function URLs) live in `spark-gateway-lambda`, the SQS and Kafka
+//! polling loops in `spark-gateway-consumer`: this crate is transport-neutral.
 //!
 //! ```text
 //! SQS / Kafka ─▶ InboundMessage ─▶ Processor ─▶ Gateway (submit / delete)
@@ -20,13 +22,13 @@
 //! ```
 
 pub mod batch;
-pub mod lambda_events;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod live;
 pub mod message;
 pub mod processor;
 pub mod replay;
 pub mod sinks;
-pub mod status;
 
 pub use message::InboundMessage;
 pub use processor::{Applied, Operations, Outcome, Processor};

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use spark_gateway::cluster::ClusterApi;
 use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
-use spark_gateway_core::{Classify, Disposition};
+use spark_gateway_core::{Classify, Disposition, error_chain};
 use spark_gateway_events::{
     AppliedResult, CloudEvent, DecodeLimits, DeleteJobRequest, EventData, JobRequest,
     RejectionReason, RequestApplied, RequestRejected, SubmitJobRequest, decode_job_request_with,
@@ -196,11 +196,11 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                     name,
                     last_delivery,
                     configuration = error.is_configuration(),
-                    error = %error,
+                    error = %error_chain(&error),
                     "request failed transiently"
                 );
                 if !last_delivery {
-                    return Outcome::Retry(error.to_string());
+                    return Outcome::Retry(error_chain(&error));
                 }
                 let mut rejected =
                     rejection_for(&request, RejectionReason::RetriesExhausted, &error, message);
@@ -247,21 +247,21 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
         let published = match self.publisher.publish_rejection(&event).await {
             Ok(()) => true,
             Err(error) if self.is_last_delivery(message) => {
-                tracing::error!(%error, request_id = rejected.request_id.as_deref().unwrap_or("-"),
+                tracing::error!(error = %error_chain(&error), request_id = rejected.request_id.as_deref().unwrap_or("-"),
                     "could not publish a rejection at the last delivery; dead-lettering it without its event");
                 false
             }
             Err(error) => {
-                tracing::warn!(%error, "could not publish a rejection; the message will be delivered again");
-                return Outcome::Retry(error.to_string());
+                tracing::warn!(error = %error_chain(&error), "could not publish a rejection; the message will be delivered again");
+                return Outcome::Retry(error_chain(&error));
             }
         };
         if let Err(error) = dead_letters
             .dead_letter(message, &rejected, published)
             .await
         {
-            tracing::warn!(%error, "could not dead-letter a rejected message; it will be delivered again");
-            return Outcome::Retry(error.to_string());
+            tracing::warn!(error = %error_chain(&error), "could not dead-letter a rejected message; it will be delivered again");
+            return Outcome::Retry(error_chain(&error));
         }
         tracing::info!(
             request_id = rejected.request_id.as_deref().unwrap_or("-"),
@@ -308,8 +308,8 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             subject,
         );
         if let Err(error) = self.publisher.publish_applied(&event).await {
-            tracing::warn!(%error, "could not publish what a request did; the message will be delivered again");
-            return Outcome::Retry(error.to_string());
+            tracing::warn!(error = %error_chain(&error), "could not publish what a request did; the message will be delivered again");
+            return Outcome::Retry(error_chain(&error));
         }
         Outcome::Applied(applied)
     }

@@ -133,7 +133,7 @@ impl ReplayGuard {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// The store failed (unreachable, denied, ...).
-    #[error("replay ledger: {operation} s3://{bucket}/{key} failed: {detail}")]
+    #[error("replay ledger: {operation} s3://{bucket}/{key} failed")]
     Store {
         /// `GetObject` or `PutObject`.
         operation: &'static str,
@@ -141,8 +141,9 @@ pub enum LedgerError {
         bucket: String,
         /// Key.
         key: String,
-        /// The SDK's account of it.
-        detail: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An entry that is not what this module writes.
     #[error("replay ledger: s3://{bucket}/{key} is not a ledger entry")]
@@ -297,7 +298,7 @@ impl S3PositionLedger {
         format!("{}{}/{}", self.prefix, partition.topic, partition.partition)
     }
 
-    fn store_error<E: std::error::Error + 'static>(
+    fn store_error<E: std::error::Error + Send + Sync + 'static>(
         &self,
         operation: &'static str,
         key: &str,
@@ -307,7 +308,7 @@ impl S3PositionLedger {
             operation,
             bucket: self.bucket.clone(),
             key: key.to_string(),
-            detail: aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
+            source: error.into(),
         }
     }
 }

@@ -5,11 +5,8 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use spark_gateway_events::{
-    CLOUDEVENTS_JSON_CONTENT_TYPE, CloudEvent, RequestApplied, RequestRejected,
-};
+use spark_gateway_events::{CloudEvent, KafkaRecord, RequestApplied, RequestRejected};
 use spark_gateway_kafka::{KafkaProducer, KafkaSettings, KafkaSetupError, ProducerProfile};
 
 use crate::message::InboundMessage;
@@ -17,17 +14,19 @@ use crate::message::InboundMessage;
 /// A sink could not take the message; the request must be retried, not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Kafka did not acknowledge the record.
-    #[error("Kafka did not acknowledge the record on {topic}: {detail}")]
+    /// Kafka did not acknowledge the record (with the connection failure behind it when librdkafka
+    /// reported one).
+    #[error("Kafka did not acknowledge the record on {topic}")]
     Kafka {
         /// The topic.
         topic: String,
-        /// rdkafka's error.
-        detail: String,
+        /// Why.
+        #[source]
+        source: spark_gateway_kafka::ConnectError,
     },
     /// SQS refused or could not be reached.
-    #[error("SQS did not accept the dead-letter copy: {0}")]
-    Sqs(String),
+    #[error("SQS did not accept the dead-letter copy")]
+    Sqs(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No dead-letter destination is configured for this transport.
     #[error("no dead-letter destination configured (set {0})")]
     NotConfigured(&'static str),
@@ -126,6 +125,32 @@ pub mod attributes {
     pub const ORIGINAL_BYTES: &str = "spark-gateway-original-bytes";
 }
 
+/// What a dead-letter copy says about itself, the same for SQS attributes and Kafka headers: its body
+/// (cut at [`DEAD_LETTER_MAX_BODY_BYTES`]) and `(name, value)` pairs, the original length last when the
+/// body was cut.
+fn dead_letter_copy<'a>(
+    message: &'a InboundMessage,
+    rejection: &RequestRejected,
+    event_published: bool,
+) -> (&'a [u8], Vec<(&'static str, String)>) {
+    let (body, original_bytes) = dead_letter_body(&message.body);
+    let mut pairs = vec![
+        (attributes::REASON, reason_code(rejection)),
+        (attributes::MESSAGE, rejection.message.clone()),
+        (attributes::ORIGIN, rejection.origin.locator()),
+    ];
+    if let Some(request_id) = &rejection.request_id {
+        pairs.push((attributes::REQUEST_ID, request_id.clone()));
+    }
+    if !event_published {
+        pairs.push((attributes::EVENT_PUBLISHED, "false".into()));
+    }
+    if let Some(bytes) = original_bytes {
+        pairs.push((attributes::ORIGINAL_BYTES, bytes.to_string()));
+    }
+    (body, pairs)
+}
+
 fn reason_code(rejection: &RequestRejected) -> String {
     serde_json::to_value(rejection.reason)
         .ok()
@@ -209,28 +234,15 @@ impl EventPublisher for KafkaEventPublisher {
 }
 
 impl KafkaEventPublisher {
-    /// A structured-mode CloudEvent keyed by its partition key, with the binding's headers.
+    /// The event as a structured-mode record of the CloudEvents Kafka binding, keyed by its partition
+    /// key.
     async fn publish<T: serde::Serialize>(&self, event: &CloudEvent<T>) -> Result<(), SinkError> {
-        let payload = serde_json::to_vec(event).expect("events serialize");
-        let key = event
-            .partitionkey
-            .clone()
-            .unwrap_or_else(|| event.id.clone());
-        let mut headers = OwnedHeaders::new().insert(Header {
-            key: "content-type",
-            value: Some(CLOUDEVENTS_JSON_CONTENT_TYPE),
-        });
-        if let Some(traceparent) = &event.traceparent {
-            headers = headers.insert(Header {
-                key: "traceparent",
-                value: Some(traceparent.as_str()),
-            });
-        }
-        let record = FutureRecord::to(&self.topic)
-            .key(&key)
-            .payload(&payload)
-            .headers(headers);
-        send_acknowledged(&self.producer, record).await
+        let record = KafkaRecord::structured(event);
+        let kafka_record = FutureRecord::to(&self.topic)
+            .key(&record.key)
+            .payload(&record.payload)
+            .headers(spark_gateway_kafka::headers(&record.headers()));
+        send_acknowledged(&self.producer, kafka_record).await
     }
 }
 
@@ -282,39 +294,29 @@ impl DeadLetterSink for SqsDeadLetter {
         rejection: &RequestRejected,
         event_published: bool,
     ) -> Result<(), SinkError> {
-        let (body, original_bytes) = dead_letter_body(&message.body);
+        let (body, pairs) = dead_letter_copy(message, rejection, event_published);
         let mut send = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
             // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
-            .message_body(String::from_utf8_lossy(body))
-            .message_attributes(attributes::REASON, text_attribute(&reason_code(rejection)))
-            .message_attributes(attributes::MESSAGE, text_attribute(&rejection.message))
-            .message_attributes(
-                attributes::ORIGIN,
-                text_attribute(&rejection.origin.locator()),
-            );
-        if let Some(request_id) = &rejection.request_id {
-            send = send.message_attributes(attributes::REQUEST_ID, text_attribute(request_id));
-        }
-        if !event_published {
-            send = send.message_attributes(attributes::EVENT_PUBLISHED, text_attribute("false"));
-        }
-        if let Some(bytes) = original_bytes {
-            send = send.message_attributes(
-                attributes::ORIGINAL_BYTES,
+            .message_body(String::from_utf8_lossy(body));
+        for (name, value) in pairs {
+            let attribute = if name == attributes::ORIGINAL_BYTES {
                 MessageAttributeValue::builder()
                     .data_type("Number")
-                    .string_value(bytes.to_string())
+                    .string_value(value)
                     .build()
-                    .expect("data type is set"),
-            );
+                    .expect("data type is set")
+            } else {
+                text_attribute(&value)
+            };
+            send = send.message_attributes(name, attribute);
         }
         send.send()
             .await
             .map(|_| ())
-            .map_err(|e| SinkError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))
+            .map_err(|e| SinkError::Sqs(e.into()))
     }
 }
 
@@ -342,41 +344,9 @@ impl DeadLetterSink for KafkaDeadLetter {
         rejection: &RequestRejected,
         event_published: bool,
     ) -> Result<(), SinkError> {
-        let reason = reason_code(rejection);
-        let origin = rejection.origin.locator();
-        let (body, original_bytes) = dead_letter_body(&message.body);
-        let original_bytes = original_bytes.map(|n| n.to_string());
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: attributes::REASON,
-                value: Some(reason.as_str()),
-            })
-            .insert(Header {
-                key: attributes::MESSAGE,
-                value: Some(rejection.message.as_str()),
-            })
-            .insert(Header {
-                key: attributes::ORIGIN,
-                value: Some(origin.as_str()),
-            });
-        if let Some(request_id) = &rejection.request_id {
-            headers = headers.insert(Header {
-                key: attributes::REQUEST_ID,
-                value: Some(request_id.as_str()),
-            });
-        }
-        if !event_published {
-            headers = headers.insert(Header {
-                key: attributes::EVENT_PUBLISHED,
-                value: Some("false"),
-            });
-        }
-        if let Some(bytes) = &original_bytes {
-            headers = headers.insert(Header {
-                key: attributes::ORIGINAL_BYTES,
-                value: Some(bytes.as_str()),
-            });
-        }
+        let (body, pairs) = dead_letter_copy(message, rejection, event_published);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let headers = spark_gateway_kafka::headers(&pairs);
         let mut record = FutureRecord::<Vec<u8>, [u8]>::to(&self.topic)
             .payload(body)
             .headers(headers);
@@ -405,6 +375,6 @@ where
         .map(|_| ())
         .map_err(|(error, _)| SinkError::Kafka {
             topic,
-            detail: producer.explain(error).to_string(),
+            source: producer.explain(error),
         })
 }

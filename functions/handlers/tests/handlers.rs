@@ -1,169 +1,16 @@
 //! The handlers with fakes for the gateway and the sinks: outcomes per message, per-application order,
-//! partial batch responses, and what is published and dead-lettered.
+//! what is published and dead-lettered, and replays.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use serde_json::json;
-use spark_gateway::cluster::ClusterError;
-use spark_gateway::{Deleted, GatewayError, Submitted};
+use spark_gateway::{Deleted, Submitted};
 use spark_gateway_events::{
-    AppliedResult, CloudEvent, DeleteJobRequest, FieldViolation, MessageOrigin, RejectionReason,
-    RequestApplied, RequestRejected, SubmitJobRequest,
+    AppliedResult, FieldViolation, MessageOrigin, RejectionReason, RequestRejected,
 };
 use spark_gateway_handlers::batch::{HELD_BACK, process_batch, process_partitions};
-use spark_gateway_handlers::lambda_events::{handle_kafka_event, handle_sqs_event, partition_key};
+use spark_gateway_handlers::fakes::{
+    Behaviour, FakeGateway, FakeSinks, delete, kafka_record, sqs, submit,
+};
 use spark_gateway_handlers::replay::{LedgerError, MemoryLedger, Partition, PositionLedger};
-use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher, SinkError};
-use spark_gateway_handlers::{Applied, InboundMessage, Operations, Outcome, Processor};
-
-/// Kafka handling without a replay ledger (as without `SPARK_GATEWAY_REPLAY_LEDGER_BUCKET`).
-fn no_ledger() -> Option<MemoryLedger> {
-    None
-}
-
-#[derive(Clone, Copy)]
-enum Behaviour {
-    Succeed,
-    Reject,
-    FailTransiently,
-}
-
-#[derive(Default)]
-struct FakeGateway {
-    behaviour: HashMap<String, Behaviour>,
-    calls: Mutex<Vec<String>>,
-}
-
-impl FakeGateway {
-    fn with(pairs: &[(&str, Behaviour)]) -> Self {
-        Self {
-            behaviour: pairs.iter().map(|(k, b)| (k.to_string(), *b)).collect(),
-            ..Self::default()
-        }
-    }
-
-    fn answer<T>(&self, request_id: &str, label: String, ok: T) -> Result<T, GatewayError> {
-        self.calls.lock().unwrap().push(label);
-        match self
-            .behaviour
-            .get(request_id)
-            .copied()
-            .unwrap_or(Behaviour::Succeed)
-        {
-            Behaviour::Succeed => Ok(ok),
-            Behaviour::Reject => Err(GatewayError::Rejected {
-                reason: RejectionReason::PolicyViolation,
-                message: "1 policy violation(s)".into(),
-                violations: vec![FieldViolation {
-                    field: "namespace".into(),
-                    rule: "namespace_allow_list".into(),
-                    message: "no".into(),
-                }],
-            }),
-            Behaviour::FailTransiently => Err(GatewayError::Cluster(ClusterError::Transport(
-                "connection refused".into(),
-            ))),
-        }
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl Operations for FakeGateway {
-    async fn submit(&self, request: &SubmitJobRequest) -> Result<Submitted, GatewayError> {
-        let label = format!("submit {}", request.application_name);
-        self.answer(
-            request.request_id.as_str(),
-            label,
-            Submitted::Created { uid: "uid".into() },
-        )
-    }
-    async fn delete(&self, request: &DeleteJobRequest) -> Result<Deleted, GatewayError> {
-        let label = format!("delete {}", request.application_name);
-        self.answer(
-            request.request_id.as_str(),
-            label,
-            Deleted::Deleted { uid: "uid".into() },
-        )
-    }
-}
-
-#[derive(Default)]
-struct FakeSinks {
-    fail: bool,
-    events: Mutex<Vec<CloudEvent<RequestRejected>>>,
-    applied: Mutex<Vec<CloudEvent<RequestApplied>>>,
-    dead: Mutex<Vec<(Vec<u8>, RequestRejected, bool)>>,
-}
-
-impl EventPublisher for FakeSinks {
-    async fn publish_applied(&self, event: &CloudEvent<RequestApplied>) -> Result<(), SinkError> {
-        if self.fail {
-            return Err(SinkError::Kafka {
-                topic: "events".into(),
-                detail: "broker down".into(),
-            });
-        }
-        self.applied.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-
-    async fn publish_rejection(
-        &self,
-        event: &CloudEvent<RequestRejected>,
-    ) -> Result<(), SinkError> {
-        if self.fail {
-            return Err(SinkError::Kafka {
-                topic: "events".into(),
-                detail: "broker down".into(),
-            });
-        }
-        self.events.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
-impl DeadLetterSink for FakeSinks {
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
-    ) -> Result<(), SinkError> {
-        self.dead
-            .lock()
-            .unwrap()
-            .push((message.body.clone(), rejection.clone(), event_published));
-        Ok(())
-    }
-}
-
-fn submit(id: &str, name: &str) -> String {
-    json!({"action": "submit", "request_id": id, "application_name": name, "namespace": "ns",
-           "spark_application_type": "Python", "py_files": ["local:///pi.py"], "runtime_versions": {"spark_version": "4.1.0"}})
-    .to_string()
-}
-
-fn delete(id: &str, name: &str) -> String {
-    json!({"action": "delete", "request_id": id, "application_name": name, "namespace": "ns"})
-        .to_string()
-}
-
-fn sqs(body: &str, id: usize, receives: u32) -> InboundMessage {
-    InboundMessage {
-        body: body.as_bytes().to_vec(),
-        origin: MessageOrigin::Sqs {
-            queue: "arn:queue".into(),
-            message_id: format!("m-{id}"),
-        },
-        key: None,
-        delivery_count: Some(receives),
-    }
-}
+use spark_gateway_handlers::{Applied, InboundMessage, Outcome, Processor};
 
 #[tokio::test]
 async fn invalid_json_is_rejected_published_and_dead_lettered_without_touching_the_cluster() {
@@ -360,80 +207,6 @@ async fn messages_for_one_application_keep_their_order_and_wait_for_a_retried_pr
 }
 
 #[tokio::test]
-async fn sqs_batch_response_lists_exactly_the_messages_to_retry() {
-    let gateway = FakeGateway::with(&[
-        ("bad", Behaviour::Reject),
-        ("later", Behaviour::FailTransiently),
-    ]);
-    let sinks = FakeSinks::default();
-    let processor = Processor::new(&gateway, &sinks, 5);
-    let mut event = SqsEvent::default();
-    for (id, body) in [
-        ("ok", submit("ok", "x")),
-        ("bad", submit("bad", "y")),
-        ("later", submit("later", "z")),
-    ] {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(id.into());
-        message.body = Some(body);
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:requests".into());
-        message
-            .attributes
-            .insert("ApproximateReceiveCount".into(), "1".into());
-        event.records.push(message);
-    }
-    let response = handle_sqs_event(&processor, &event, &sinks, 4).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, ["later"]);
-    assert_eq!(sinks.dead.lock().unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn kafka_partitions_stop_at_their_first_retry_and_fail_the_invocation() {
-    let gateway = FakeGateway::with(&[("p0-1", Behaviour::FailTransiently)]);
-    let sinks = FakeSinks::default();
-    let processor = Processor::new(&gateway, &sinks, 5);
-    let record = |partition: i32, offset: i64, body: String| InboundMessage {
-        body: body.into_bytes(),
-        origin: MessageOrigin::Kafka {
-            topic: "requests".into(),
-            partition,
-            offset,
-        },
-        key: None,
-        delivery_count: None,
-    };
-    let messages = vec![
-        record(0, 10, submit("p0-0", "a")),
-        record(0, 11, submit("p0-1", "b")),
-        record(0, 12, submit("p0-2", "c")),
-        record(1, 5, submit("p1-0", "d")),
-    ];
-    assert_eq!(partition_key(&messages[0]), "requests/0");
-    let error = handle_kafka_event(&processor, &messages, &no_ledger(), &sinks, 4)
-        .await
-        .unwrap_err();
-    assert_eq!((error.retry, error.total), (2, 4));
-    let calls = gateway.calls();
-    assert!(calls.contains(&"submit a".into()) && calls.contains(&"submit d".into()));
-    assert!(
-        !calls.contains(&"submit c".into()),
-        "partition 0 continued past its failure: {calls:?}"
-    );
-    let fine = &messages[..1];
-    assert_eq!(
-        handle_kafka_event(&processor, fine, &no_ledger(), &sinks, 4)
-            .await
-            .unwrap(),
-        1
-    );
-}
-
-#[tokio::test]
 async fn applied_requests_are_announced_and_a_lost_announcement_means_retry() {
     let gateway = FakeGateway::default();
     let sinks = FakeSinks::default();
@@ -466,19 +239,6 @@ async fn applied_requests_are_announced_and_a_lost_announcement_means_retry() {
     ));
 }
 
-fn kafka_record(partition: i32, offset: i64, body: String) -> InboundMessage {
-    InboundMessage {
-        body: body.into_bytes(),
-        origin: MessageOrigin::Kafka {
-            topic: "requests".into(),
-            partition,
-            offset,
-        },
-        key: None,
-        delivery_count: None,
-    }
-}
-
 #[tokio::test]
 async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() {
     // [submit A, delete A, X] with X failing transiently: Lambda replays the whole batch.
@@ -491,16 +251,18 @@ async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() 
     let ledger = MemoryLedger::default();
     let sinks = FakeSinks::default();
     let first = FakeGateway::with(&[("x", Behaviour::FailTransiently)]);
-    let error = handle_kafka_event(
+    let outcomes = process_partitions(
         &Processor::new(&first, &sinks, 5),
         &batch,
         &ledger,
         &sinks,
         4,
     )
-    .await
-    .unwrap_err();
-    assert_eq!((error.retry, error.total), (1, 4));
+    .await;
+    let retries: Vec<usize> = (0..outcomes.len())
+        .filter(|i| !outcomes[*i].is_final())
+        .collect();
+    assert_eq!(retries, [2], "{outcomes:?}");
     let partition = |partition| Partition {
         topic: "requests".into(),
         partition,
@@ -510,16 +272,15 @@ async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() 
     assert_eq!(ledger.writes(), [(partition(0), 20), (partition(0), 21)]);
 
     let replay = FakeGateway::default();
-    let processed = handle_kafka_event(
+    let outcomes = process_partitions(
         &Processor::new(&replay, &sinks, 5),
         &batch,
         &ledger,
         &sinks,
         4,
     )
-    .await
-    .unwrap();
-    assert_eq!(processed, 4);
+    .await;
+    assert!(outcomes.iter().all(Outcome::is_final), "{outcomes:?}");
     let mut calls = replay.calls();
     calls.sort();
     // Partition 1 had no ledger entry: its replay is a harmless duplicate.
@@ -561,7 +322,7 @@ impl PositionLedger for BrokenLedger {
             operation: "PutObject",
             bucket: "b".into(),
             key: format!("{}/{}", partition.topic, partition.partition),
-            detail: format!("unavailable ({offset})"),
+            source: format!("unavailable ({offset})").into(),
         })
     }
 }

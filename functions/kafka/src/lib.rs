@@ -98,6 +98,47 @@ pub enum ConnectError {
     },
 }
 
+/// Kafka record headers from `(name, value)` pairs.
+pub fn headers(pairs: &[(&str, &str)]) -> rdkafka::message::OwnedHeaders {
+    pairs.iter().fold(
+        rdkafka::message::OwnedHeaders::new_with_capacity(pairs.len()),
+        |headers, (key, value)| {
+            headers.insert(rdkafka::message::Header {
+                key,
+                value: Some(*value),
+            })
+        },
+    )
+}
+
+/// The one answer to "may retrying this Kafka failure succeed?" for every Kafka client of the system:
+/// outages, timeouts and leader changes are transient; a record or topic the broker refuses, missing
+/// authorization and a client that cannot be built are not (an operator has to change something).
+pub fn is_transient(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageProduction(code) | KafkaError::Flush(code) => *code,
+        KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..) | KafkaError::Canceled => {
+            return false;
+        }
+        _ => return true,
+    };
+    use rdkafka::types::RDKafkaErrorCode;
+    !matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::Fatal
+    )
+}
+
 impl ConnectError {
     /// Wrong credentials or certificates do not heal by retrying; an unreachable broker may.
     pub fn is_transient(&self) -> bool {

@@ -38,14 +38,8 @@ use crate::plan::{Action, AppView, FINALIZER, conflict_retry_delay, next_step};
 use crate::scenario::{Scenario, Settings};
 use crate::scheduler::Deadlines;
 
-/// API group of SparkApplications.
-pub const GROUP: &str = "spark.apache.org";
-/// API version the operator (and the simulator) writes.
-pub const VERSION: &str = "v1";
-/// Kind.
-pub const KIND: &str = "SparkApplication";
-/// Resource name in URLs.
-pub const PLURAL: &str = "sparkapplications";
+/// The resource the operator (and the simulator) reconciles: one definition, the gateway's.
+pub use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
 
 /// The `ApiResource` of `spark.apache.org/v1` SparkApplications for `DynamicObject` APIs.
 pub fn api_resource() -> ApiResource {

@@ -219,7 +219,7 @@ fn diagnose(
     let published: HashMap<String, usize> = {
         let mut counts = HashMap::new();
         for record in sink.records.lock().unwrap().iter() {
-            *counts.entry(record.key.clone()).or_insert(0) += 1;
+            *counts.entry(record.record.key.clone()).or_insert(0) += 1;
         }
         counts
     };

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use spark_gateway_handlers::status::{StatusFailure, handle_status_event};
+use spark_gateway_lambda::status::{StatusFailure, handle_status_event};
 
 /// A failed direct invocation, reported to the caller with a specific `errorType`.
 #[derive(Debug)]

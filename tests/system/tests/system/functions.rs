@@ -14,11 +14,11 @@ use spark_gateway_events::{
     AppliedResult, CompletionEvent, JobRequest, RejectionReason, RequestAction, SubmitJobRequest,
     decode_completion_event,
 };
-use spark_gateway_handlers::lambda_events::handle_sqs_event;
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
 use spark_gateway_harness::aws::{TestQueue, localstack_config, queue_is_empty};
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic, produce, producer};
 use spark_gateway_harness::unique_name;
+use spark_gateway_lambda::requests::handle_sqs_event;
 use tokio::sync::watch;
 
 use super::fixture::{Fixture, seed_request, with_scenario};

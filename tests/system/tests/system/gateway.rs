@@ -250,7 +250,9 @@ async fn a_missing_credentials_secret_is_a_clear_configuration_error() -> Result
         "{error:?}"
     );
     assert!(error.is_configuration());
-    assert!(error.to_string().contains(&missing), "{error}");
+    // The causes are kept as `#[source]`s; the whole chain names the secret.
+    let chain = spark_gateway_core::error_chain(&error);
+    assert!(chain.contains(&missing), "{chain}");
     // Not the request's fault: it must wait for the fix, not be rejected.
     assert!(error.disposition().is_transient());
     fixture.cluster.shutdown().await;

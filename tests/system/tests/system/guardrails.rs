@@ -731,7 +731,7 @@ async fn dead_letter_attributes_survive_hostile_text() -> Result<()> {
     let handlers = handlers(&fixture, &channels).await?;
     let body = r#"{"action":"submit","\u0001evil\u0007":1}"#;
     let event = sqs_event(&[(body.to_string(), 1)]);
-    let response = spark_gateway_handlers::lambda_events::handle_sqs_event(
+    let response = spark_gateway_lambda::requests::handle_sqs_event(
         &handlers.processor,
         &event,
         &handlers.sqs_dead_letter,

@@ -1,18 +1,108 @@
-//! The Lambda event shapes (SQS and Kafka event source mappings) turned into [`InboundMessage`]s, and
-//! the batch outcome turned back into what Lambda expects: a partial-batch response for SQS, success or
-//! a failed invocation for Kafka.
+//! The job-requests function's events: the Lambda event shapes (SQS and Kafka event source mappings)
+//! told apart by their `eventSource` and turned into [`InboundMessage`]s, and the batch outcome turned
+//! back into what Lambda expects: a partial-batch response for SQS, success or a failed invocation for
+//! Kafka.
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
 use spark_gateway_events::MessageOrigin;
+use spark_gateway_handlers::batch::{process_batch, process_partitions};
+use spark_gateway_handlers::replay::PositionLedger;
+use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher};
+use spark_gateway_handlers::{InboundMessage, Operations, Outcome, Processor};
 
-use crate::batch::{process_batch, process_partitions};
-use crate::message::InboundMessage;
-use crate::processor::{Operations, Outcome, Processor};
-use crate::replay::PositionLedger;
-use crate::sinks::{DeadLetterSink, EventPublisher};
+/// What the job-requests function needs to handle an event, borrowed from wherever it lives
+/// ([`spark_gateway_handlers::live::LiveHandlers`] in the function, fakes in tests).
+pub struct RequestFunction<'a, O, P, S, K, L> {
+    /// Applies and announces each request.
+    pub processor: &'a Processor<O, P>,
+    /// Dead-letter copies of refused SQS messages.
+    pub sqs_dead_letter: &'a S,
+    /// Dead-letter copies of refused Kafka records.
+    pub kafka_dead_letter: &'a K,
+    /// Keeps Kafka replays from re-applying what an earlier delivery finished.
+    pub replay_ledger: &'a L,
+    /// Applications processed at once.
+    pub max_concurrency: usize,
+}
+
+/// An event the function cannot handle, or a Kafka batch that must be delivered again; either way the
+/// invocation fails (for SQS, Lambda then retries the whole batch).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestEventError {
+    /// Neither SQS nor Kafka.
+    #[error("unsupported event source {0:?}: expected aws:sqs, aws:kafka or aws:SelfManagedKafka")]
+    UnsupportedSource(String),
+    /// The event says SQS or Kafka but does not have that shape.
+    #[error("not a valid {source_name} event")]
+    Shape {
+        /// The event source.
+        source_name: String,
+        /// What does not fit.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A Kafka record is not valid base64.
+    #[error(transparent)]
+    Encoding(#[from] RecordEncodingError),
+    /// Some Kafka records must be retried.
+    #[error(transparent)]
+    Retry(#[from] KafkaBatchFailed),
+}
+
+impl<O, P, S, K, L> RequestFunction<'_, O, P, S, K, L>
+where
+    O: Operations,
+    P: EventPublisher,
+    S: DeadLetterSink,
+    K: DeadLetterSink,
+    L: PositionLedger,
+{
+    /// Handles one invocation: an SQS event answers with its partial-batch response, a Kafka event with
+    /// `{"processed": n}` or, when records must be retried, an error.
+    pub async fn handle(&self, payload: Value) -> Result<Value, RequestEventError> {
+        let source = payload
+            .get("eventSource")
+            .or_else(|| payload.pointer("/Records/0/eventSource"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let shape = |error: serde_json::Error| RequestEventError::Shape {
+            source_name: source.clone(),
+            source: error,
+        };
+        match source.as_str() {
+            "aws:sqs" => {
+                let event: SqsEvent = serde_json::from_value(payload).map_err(shape)?;
+                let response = handle_sqs_event(
+                    self.processor,
+                    &event,
+                    self.sqs_dead_letter,
+                    self.max_concurrency,
+                )
+                .await;
+                Ok(serde_json::to_value(response).expect("responses serialize"))
+            }
+            "aws:kafka" | "aws:SelfManagedKafka" => {
+                let event: KafkaEvent = serde_json::from_value(payload).map_err(shape)?;
+                let messages = kafka_messages(&event)?;
+                let processed = handle_kafka_event(
+                    self.processor,
+                    &messages,
+                    self.replay_ledger,
+                    self.kafka_dead_letter,
+                    self.max_concurrency,
+                )
+                .await?;
+                Ok(serde_json::json!({ "processed": processed }))
+            }
+            _ => Err(RequestEventError::UnsupportedSource(source)),
+        }
+    }
+}
 
 /// SQS records as messages, paired with their message ids.
 pub fn sqs_messages(event: &SqsEvent) -> Vec<(String, InboundMessage)> {
@@ -141,7 +231,7 @@ pub struct KafkaBatchFailed {
 
 /// Handles a Kafka event; partitions run concurrently, each in order, and a partition stops at its first
 /// record that must be retried. Lambda then replays the batch (whole, or bisected); `ledger` makes
-/// that replay skip what this invocation finished (see [`crate::replay`]), so it never undoes a later
+/// that replay skip what this invocation finished (see [`spark_gateway_handlers::replay`]), so it never undoes a later
 /// record, e.g. re-creates an application a later record of the batch deleted.
 pub async fn handle_kafka_event<O, P, D, L>(
     processor: &Processor<O, P>,

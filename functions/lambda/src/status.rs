@@ -134,53 +134,13 @@ async fn handle_url_request<S: StatusOperations>(
 mod tests {
     use std::collections::BTreeMap;
 
-    use spark_gateway::cluster::{ClusterError, Deletion};
     use spark_gateway::config::{ClusterConfig, ClustersConfig};
+    use spark_gateway::fake::FakeCluster;
 
     use super::*;
 
-    /// A cluster holding one SparkApplication, so the whole path from the stored object to the
-    /// function's answer runs.
-    struct OneApp(Value);
-
-    impl ClusterApi for OneApp {
-        async fn create(
-            &self,
-            _: &str,
-            _: &ClusterConfig,
-            app: &Value,
-            _: bool,
-        ) -> Result<Value, ClusterError> {
-            Ok(app.clone())
-        }
-
-        async fn get(
-            &self,
-            _: &str,
-            _: &ClusterConfig,
-            namespace: &str,
-            name: &str,
-        ) -> Result<Option<Value>, ClusterError> {
-            let metadata = &self.0["metadata"];
-            Ok(
-                (metadata["namespace"] == namespace && metadata["name"] == name)
-                    .then(|| self.0.clone()),
-            )
-        }
-
-        async fn delete(
-            &self,
-            _: &str,
-            _: &ClusterConfig,
-            _: &str,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<Deletion, ClusterError> {
-            Ok(Deletion::NotFound)
-        }
-    }
-
-    fn gateway(app: Value) -> Gateway<OneApp> {
+    /// A cluster holding `app`, so the whole path from the stored object to the function's answer runs.
+    fn gateway(app: Value) -> Gateway<FakeCluster> {
         let config: ClusterConfig = serde_json::from_value(json!({
             "proxy_url": "https://proxy.invalid/k8s/clusters/dev",
             "policy": {"allowed_namespaces": ["sjns-data-control"]}
@@ -190,7 +150,9 @@ mod tests {
             default_cluster: "dev".into(),
             clusters: BTreeMap::from([("dev".to_string(), config)]),
         };
-        Gateway::new(clusters, OneApp(app))
+        let gateway = Gateway::new(clusters, FakeCluster::default());
+        gateway.api().insert(app);
+        gateway
     }
 
     /// An application whose `<name>-<attempt>` (53 characters) is over operator 0.5.0's 46, on its

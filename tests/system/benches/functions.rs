@@ -15,7 +15,9 @@
 //!   the release `spark-gateway-consumer`, then the Python peer's (`peer/consumer.py`).
 //!
 //! Without `SPARK_GATEWAY_PEER_PYTHON` (the peer's interpreter, which the script sets) only our side runs;
-//! `BENCH_PARTS` (default `lambda,consumer`) chooses the parts.
+//! `BENCH_PARTS` (default `lambda,consumer`) chooses the parts. `BENCH_BASELINE_DIR`, a folder holding
+//! `job-requests` and `spark-gateway-consumer` built from another commit, adds them to the same run, so a
+//! change is measured before and after on one machine at one time.
 
 #[path = "../tests/system/fixture.rs"]
 #[allow(dead_code)]
@@ -319,10 +321,17 @@ async fn main() -> Result<()> {
     let python = std::env::var("SPARK_GATEWAY_PEER_PYTHON").ok();
     let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "lambda,consumer".into());
 
+    let baseline = std::env::var_os("BENCH_BASELINE_DIR").map(PathBuf::from);
     let mut functions = vec![Function {
         label: "job-requests (Rust)",
         program: workspace_binary("job-requests")?,
     }];
+    if let Some(dir) = &baseline {
+        functions.push(Function {
+            label: "job-requests (baseline)",
+            program: dir.join("job-requests"),
+        });
+    }
     if let Some(python) = &python {
         functions.push(Function {
             label: "Python peer",
@@ -358,15 +367,19 @@ async fn main() -> Result<()> {
                 stats.peak_rss_kib / 1024
             );
         }
-        if let [ours, peer] = results.as_slice() {
+        // Every Rust build against the peer (the last function, when it ran).
+        if let (Some(peer), true) = (results.last(), python.is_some()) {
             let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
-            println!(
-                "ratio (peer / ours): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, peak RSS {:.1}x",
-                ratio(percentile(&ours.cold, 0.5), percentile(&peer.cold, 0.5)),
-                ratio(percentile(&ours.warm, 0.5), percentile(&peer.warm, 0.5)),
-                ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
-                peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
-            );
+            for (function, ours) in functions.iter().zip(&results[..results.len() - 1]) {
+                println!(
+                    "ratio (peer / {}): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, peak RSS {:.1}x",
+                    function.label,
+                    ratio(percentile(&ours.cold, 0.5), percentile(&peer.cold, 0.5)),
+                    ratio(percentile(&ours.warm, 0.5), percentile(&peer.warm, 0.5)),
+                    ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
+                    peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
+                );
+            }
         }
     }
 
@@ -374,24 +387,40 @@ async fn main() -> Result<()> {
         fixture.cluster.shutdown().await;
         return Ok(());
     }
-    let ours = consumer_throughput(
-        &fixture,
-        &workspace_binary("spark-gateway-consumer")?,
-        &["--health-listen", "127.0.0.1:0"],
-        submits,
-    )
-    .await?;
-    let ours_rate = submits as f64 / ours.as_secs_f64();
+    let mut consumers = vec![(
+        "spark-gateway-consumer",
+        workspace_binary("spark-gateway-consumer")?,
+    )];
+    if let Some(dir) = &baseline {
+        consumers.push(("consumer (baseline)", dir.join("spark-gateway-consumer")));
+    }
     println!(
         "\nconsumer: {submits} submits from SQS to created SparkApplications, applied events acknowledged, messages deleted:"
     );
-    println!("  spark-gateway-consumer   {ours:>10.2?} = {ours_rate:>7.1} submits/s");
+    let mut rates = Vec::new();
+    for (label, program) in &consumers {
+        let elapsed = consumer_throughput(
+            &fixture,
+            program,
+            &["--health-listen", "127.0.0.1:0"],
+            submits,
+        )
+        .await?;
+        let rate = submits as f64 / elapsed.as_secs_f64();
+        println!("  {label:<24} {elapsed:>10.2?} = {rate:>7.1} submits/s");
+        rates.push((label, rate));
+    }
     if let Some(python) = &python {
         let program = peer_program(python, "consumer.py", scratch.path())?;
         let peer = consumer_throughput(&fixture, &program, &[], submits).await?;
         let peer_rate = submits as f64 / peer.as_secs_f64();
-        println!("  Python peer consumer     {peer:>10.2?} = {peer_rate:>7.1} submits/s");
-        println!("  ratio (ours / peer): {:.1}x", ours_rate / peer_rate);
+        println!(
+            "  {:<24} {peer:>10.2?} = {peer_rate:>7.1} submits/s",
+            "Python peer consumer"
+        );
+        for (label, rate) in &rates {
+            println!("  ratio ({label} / peer): {:.1}x", rate / peer_rate);
+        }
     }
     fixture.cluster.shutdown().await;
     Ok(())

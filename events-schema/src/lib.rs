@@ -33,6 +33,15 @@ pub mod schema;
 pub mod state;
 pub mod status;
 
+/// The default topic names (the AsyncAPI document's channels); every component takes these unless
+/// configured otherwise.
+pub mod topics {
+    /// The completion topic: every state change, applied request and rejection.
+    pub const EVENTS: &str = "spark-gateway.events";
+    /// Dead-letter copies of refused Kafka records.
+    pub const DEAD_LETTERS: &str = "spark-gateway.requests.dlq";
+}
+
 pub use cloudevent::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, EventData, KafkaRecord,
     SpecVersion, TRACEPARENT_HEADER,

@@ -74,7 +74,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub kafka: spark_gateway_kafka::args::KafkaArgs,
     /// The completion topic.
-    #[arg(long, env = "WATCHER_TOPIC", default_value = "spark-gateway.events")]
+    #[arg(long, env = "WATCHER_TOPIC", default_value = spark_gateway_events::topics::EVENTS)]
     pub topic: String,
     /// How long the producer retries one record before the watcher retries it (`message.timeout.ms`).
     #[arg(long, env = "WATCHER_DELIVERY_TIMEOUT_SECS", default_value_t = 60)]

@@ -123,7 +123,8 @@ fn env(name: &str) -> Result<String> {
 }
 
 fn events_topic() -> String {
-    std::env::var("SPARK_GATEWAY_EVENTS_TOPIC").unwrap_or_else(|_| "spark-gateway.events".into())
+    std::env::var("SPARK_GATEWAY_EVENTS_TOPIC")
+        .unwrap_or_else(|_| spark_gateway_events::topics::EVENTS.into())
 }
 
 fn kafka_settings(kafka: &KafkaArgs) -> Result<KafkaSettings> {

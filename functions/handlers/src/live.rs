@@ -83,10 +83,10 @@ impl HandlerConfig {
             })?,
             kafka_sasl_secret_id: var(spark_gateway_kafka::variables::SASL_SECRET_ID),
             events_topic: var("SPARK_GATEWAY_EVENTS_TOPIC")
-                .unwrap_or_else(|| "spark-gateway.events".into()),
+                .unwrap_or_else(|| spark_gateway_events::topics::EVENTS.into()),
             dlq_url: var("SPARK_GATEWAY_DLQ_URL"),
             dlq_topic: var("SPARK_GATEWAY_DLQ_TOPIC")
-                .unwrap_or_else(|| "spark-gateway.requests.dlq".into()),
+                .unwrap_or_else(|| spark_gateway_events::topics::DEAD_LETTERS.into()),
             max_deliveries: number("SPARK_GATEWAY_MAX_DELIVERIES", 5)?,
             max_concurrency: number("SPARK_GATEWAY_MAX_CONCURRENCY", 8)? as usize,
             max_message_bytes: number(

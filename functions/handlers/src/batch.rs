@@ -170,9 +170,9 @@ where
     let done_through = match ledger.done_through(partition).await {
         Ok(done) => done,
         Err(error) => {
-            tracing::warn!(error = %error_chain(&error), topic = partition.topic, partition = partition.partition,
-                "cannot read the replay ledger; the partition's records will be delivered again");
             let reason = error_chain(&error);
+            tracing::warn!(error = %reason, topic = partition.topic, partition = partition.partition,
+                "cannot read the replay ledger; the partition's records will be delivered again");
             return indexes
                 .into_iter()
                 .map(|i| (i, Outcome::Retry(reason.clone())))
@@ -200,9 +200,10 @@ where
                     processor.process(message, dead_letters).await
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot record finished records in the replay ledger; \
+                    let reason = error_chain(&error);
+                    tracing::warn!(error = %reason, "cannot record finished records in the replay ledger; \
                         a later request for their application waits");
-                    Outcome::Retry(error_chain(&error))
+                    Outcome::Retry(reason)
                 }
             },
         };

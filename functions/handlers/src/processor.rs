@@ -189,6 +189,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                     .await
             }
             Disposition::Transient { .. } => {
+                let reason = error_chain(&error);
                 let last_delivery = self.is_last_delivery(message);
                 tracing::warn!(
                     request_id,
@@ -196,11 +197,11 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                     name,
                     last_delivery,
                     configuration = error.is_configuration(),
-                    error = %error_chain(&error),
+                    error = %reason,
                     "request failed transiently"
                 );
                 if !last_delivery {
-                    return Outcome::Retry(error_chain(&error));
+                    return Outcome::Retry(reason);
                 }
                 let mut rejected =
                     rejection_for(&request, RejectionReason::RetriesExhausted, &error, message);
@@ -252,16 +253,18 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 false
             }
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "could not publish a rejection; the message will be delivered again");
-                return Outcome::Retry(error_chain(&error));
+                let reason = error_chain(&error);
+                tracing::warn!(error = %reason, "could not publish a rejection; the message will be delivered again");
+                return Outcome::Retry(reason);
             }
         };
         if let Err(error) = dead_letters
             .dead_letter(message, &rejected, published)
             .await
         {
-            tracing::warn!(error = %error_chain(&error), "could not dead-letter a rejected message; it will be delivered again");
-            return Outcome::Retry(error_chain(&error));
+            let reason = error_chain(&error);
+            tracing::warn!(error = %reason, "could not dead-letter a rejected message; it will be delivered again");
+            return Outcome::Retry(reason);
         }
         tracing::info!(
             request_id = rejected.request_id.as_deref().unwrap_or("-"),
@@ -308,8 +311,9 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             subject,
         );
         if let Err(error) = self.publisher.publish_applied(&event).await {
-            tracing::warn!(error = %error_chain(&error), "could not publish what a request did; the message will be delivered again");
-            return Outcome::Retry(error_chain(&error));
+            let reason = error_chain(&error);
+            tracing::warn!(error = %reason, "could not publish what a request did; the message will be delivered again");
+            return Outcome::Retry(reason);
         }
         Outcome::Applied(applied)
     }

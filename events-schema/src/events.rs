@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::request::RequestAction;
-use crate::state::{ApplicationState, Outcome};
+use crate::state::{ApplicationState, Outcome, Phase};
 
 /// The CloudEvents `type` of [`ApplicationStateChanged`].
 pub const STATE_CHANGED_EVENT_TYPE: &str = "io.spark-gateway.application.state-changed.v1";
@@ -37,8 +37,13 @@ pub struct ApplicationStateChanged {
     /// Who submitted it, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
-    /// The state entered.
+    /// The state entered, in the operator's own words (the Apache operator's state names).
     pub state: ApplicationState,
+    /// The phase the state belongs to, the same for every operator target: follow an application by
+    /// this and `outcome` without knowing the operator's state names. Absent only on events published
+    /// before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
     /// The state before it in the same attempt; absent for the first entry of an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<ApplicationState>,

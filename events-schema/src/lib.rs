@@ -5,7 +5,7 @@
 //! - [`request`]: what producers send: [`JobRequest`] (submit or delete, on the request queue or topic)
 //!   and [`GetJobStatusRequest`] (to the status function).
 //! - [`status`]: the status function's answer, [`GetJobStatusResponse`].
-//! - [`state`]: the operator's 17 [`ApplicationState`]s and the [`Outcome`] read from a history.
+//! - [`state`]: the operator-neutral [`Phase`] and [`Outcome`], and the operator's 17 [`ApplicationState`]s.
 //! - [`events`]: what subscribers receive on the completion topic: [`ApplicationStateChanged`],
 //!   [`RequestApplied`] and [`RequestRejected`], each in a [`CloudEvent`].
 //! - [`cloudevent`]: the CloudEvents 1.0 envelope.
@@ -63,5 +63,5 @@ pub use request::{
     RequestAction, ResourceRetainPolicy, RestartConfig, RestartPolicy, RuntimeVersions,
     SparkApplicationType, SubmitJobRequest,
 };
-pub use state::{ApplicationState, FailureReason, Outcome, UnknownState};
+pub use state::{ApplicationState, FailureReason, Outcome, Phase, UnknownState};
 pub use status::{GetJobStatusResponse, StateTransition};

@@ -1,9 +1,9 @@
-//! The Apache Spark Kubernetes Operator's application states and the outcome they add up to.
+//! The lifecycle vocabulary of the contract: the operator-neutral [`Phase`] and [`Outcome`] every
+//! subscriber can read, and the Apache Spark Kubernetes Operator's own state names ([`ApplicationState`]).
 //!
-//! The operator's last state is `ResourceReleased` (or `TerminatedWithoutReleaseResources`) whether the
-//! job succeeded or failed: the outcome is the stopping state recorded before it. Reading only
-//! `currentState` therefore loses the result, which is why [`Outcome::from_history`] looks at the whole
-//! history of the current attempt.
+//! What a state means (its phase, whether it ends or fails an attempt, the outcome a history adds up
+//! to) is the operator target's knowledge, not the contract's: it lives in
+//! `spark_gateway_core::apache_v1`, beside the rest of that operator's resource.
 
 use std::fmt;
 use std::str::FromStr;
@@ -96,32 +96,6 @@ impl ApplicationState {
             Self::TerminatedWithoutReleaseResources => "TerminatedWithoutReleaseResources",
         }
     }
-
-    /// The application has ended; nothing follows in this attempt.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::ResourceReleased | Self::TerminatedWithoutReleaseResources
-        )
-    }
-
-    /// The state records how the attempt ended (success or a failure), before resources are released.
-    pub fn is_stopping(self) -> bool {
-        self == Self::Succeeded || self.failure().is_some()
-    }
-
-    /// The failure this state stands for, if it is one.
-    pub fn failure(self) -> Option<FailureReason> {
-        Some(match self {
-            Self::DriverStartTimedOut => FailureReason::DriverStartTimedOut,
-            Self::ExecutorsStartTimedOut => FailureReason::ExecutorsStartTimedOut,
-            Self::DriverReadyTimedOut => FailureReason::DriverReadyTimedOut,
-            Self::Failed => FailureReason::Failed,
-            Self::SchedulingFailure => FailureReason::SchedulingFailure,
-            Self::DriverEvicted => FailureReason::DriverEvicted,
-            _ => return None,
-        })
-    }
 }
 
 impl fmt::Display for ApplicationState {
@@ -185,49 +159,52 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome of an attempt, given its history in order as `(state, message)` pairs; `None` while the
-    /// attempt has not ended (its last state is not terminal).
-    ///
-    /// The outcome is the last stopping state before the end; an end with no stopping state means the
-    /// application was deleted while it ran.
-    pub fn from_history<'a>(
-        history: impl IntoIterator<Item = (ApplicationState, Option<&'a str>)>,
-    ) -> Option<Self> {
-        let mut last_stopping = None;
-        let mut last = None;
-        for (state, message) in history {
-            if state.is_stopping() {
-                last_stopping = Some((state, message));
-            }
-            last = Some((state, message));
-        }
-        let (last_state, last_message) = last?;
-        if !last_state.is_terminal() {
-            return None;
-        }
-        Some(match last_stopping {
-            Some((ApplicationState::Succeeded, _)) => Self::Succeeded,
-            Some((state, message)) => Self::Failed {
-                reason: state
-                    .failure()
-                    .expect("stopping states other than Succeeded are failures"),
-                message: message.map(str::to_string),
-            },
-            None => Self::Cancelled {
-                message: last_message.map(str::to_string),
-            },
-        })
-    }
-
     /// The outcome is a success.
     pub fn is_success(&self) -> bool {
         matches!(self, Self::Succeeded)
     }
 }
 
+/// Where an application is in its life, in terms every operator target shares: what a subscriber reads
+/// to follow an application without knowing the operator's own state names.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Accepted; the driver is being requested or started.
+    Pending,
+    /// The driver is ready and the job runs.
+    Running,
+    /// The attempt ended and a new one starts after the restart back-off.
+    Restarting,
+    /// The attempt's result is known (success or a failure) and its resources are being released.
+    Stopping,
+    /// Nothing runs any more; the event that ends an application in this phase carries its `outcome`.
+    Ended,
+}
+
+impl Phase {
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Stopping => "stopping",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ApplicationState::*;
     use super::*;
 
     #[test]
@@ -240,100 +217,6 @@ mod tests {
             "Running".parse::<ApplicationState>(),
             Err(UnknownState("Running".into()))
         );
-    }
-
-    #[test]
-    fn classification_matches_the_operator() {
-        let terminal: Vec<_> = ApplicationState::ALL
-            .into_iter()
-            .filter(|s| s.is_terminal())
-            .collect();
-        assert_eq!(
-            terminal,
-            [ResourceReleased, TerminatedWithoutReleaseResources]
-        );
-        let failures: Vec<_> = ApplicationState::ALL
-            .into_iter()
-            .filter(|s| s.failure().is_some())
-            .collect();
-        assert_eq!(
-            failures,
-            [
-                DriverStartTimedOut,
-                ExecutorsStartTimedOut,
-                DriverReadyTimedOut,
-                Failed,
-                SchedulingFailure,
-                DriverEvicted
-            ]
-        );
-        assert!(
-            Succeeded.is_stopping()
-                && !RunningHealthy.is_stopping()
-                && !ResourceReleased.is_stopping()
-        );
-    }
-
-    fn plain(states: &[ApplicationState]) -> Vec<(ApplicationState, Option<&'static str>)> {
-        states.iter().map(|&s| (s, None)).collect()
-    }
-
-    #[test]
-    fn success_is_read_through_resource_released() {
-        let history = plain(&[
-            Submitted,
-            DriverRequested,
-            DriverStarted,
-            DriverReady,
-            RunningHealthy,
-            Succeeded,
-            ResourceReleased,
-        ]);
-        assert_eq!(Outcome::from_history(history), Some(Outcome::Succeeded));
-    }
-
-    #[test]
-    fn failure_keeps_the_failing_state_and_its_message() {
-        let history = vec![
-            (Submitted, None),
-            (DriverRequested, None),
-            (DriverStartTimedOut, Some("driver did not start")),
-            (TerminatedWithoutReleaseResources, Some("retained")),
-        ];
-        assert_eq!(
-            Outcome::from_history(history),
-            Some(Outcome::Failed {
-                reason: FailureReason::DriverStartTimedOut,
-                message: Some("driver did not start".into())
-            })
-        );
-    }
-
-    #[test]
-    fn delete_while_running_is_cancelled() {
-        let history = vec![
-            (Submitted, None),
-            (RunningHealthy, None),
-            (
-                ResourceReleased,
-                Some("Spark application has been shutdown as requested."),
-            ),
-        ];
-        assert_eq!(
-            Outcome::from_history(history),
-            Some(Outcome::Cancelled {
-                message: Some("Spark application has been shutdown as requested.".into())
-            })
-        );
-    }
-
-    #[test]
-    fn no_outcome_before_the_end() {
-        assert_eq!(
-            Outcome::from_history(plain(&[Submitted, RunningHealthy, Succeeded])),
-            None
-        );
-        assert_eq!(Outcome::from_history(plain(&[])), None);
     }
 
     #[test]
@@ -350,5 +233,18 @@ mod tests {
             serde_json::to_value(Outcome::Succeeded).unwrap(),
             serde_json::json!({"result": "succeeded"})
         );
+    }
+
+    #[test]
+    fn phases_are_snake_case_on_the_wire() {
+        for phase in [
+            Phase::Pending,
+            Phase::Running,
+            Phase::Restarting,
+            Phase::Stopping,
+            Phase::Ended,
+        ] {
+            assert_eq!(serde_json::to_value(phase).unwrap(), phase.as_str());
+        }
     }
 }

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{ApplicationState, Outcome};
+use crate::state::{ApplicationState, Outcome, Phase};
 
 /// What the gateway knows about one SparkApplication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -23,6 +23,9 @@ pub struct GetJobStatusResponse {
     /// The current state; absent until the operator has seen the application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ApplicationState>,
+    /// The current state's operator-neutral phase; absent with `state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
     /// How it ended; present once the application has ended, even though the current state is then
     /// `ResourceReleased` whatever happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +55,9 @@ pub struct StateTransition {
     pub index: u64,
     /// The state entered.
     pub state: ApplicationState,
+    /// Its operator-neutral phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
     /// When.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Timestamp>,

@@ -15,6 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use spark_gateway_core::apache_v1::{HistoryEntry, StatusView};
 use spark_gateway_events::state_changed_event_id;
 
 /// A history position, ordered as `(attempt, history_index)`.
@@ -33,6 +34,16 @@ impl Checkpoint {
             attempt,
             history_index,
         }
+    }
+
+    /// The position of a history entry.
+    pub fn of(entry: &HistoryEntry) -> Self {
+        Self::new(entry.attempt, entry.history_index)
+    }
+
+    /// The position of the last entry `status` holds, if any.
+    pub fn last_of(status: &StatusView) -> Option<Self> {
+        status.entries.last().map(Self::of)
     }
 
     /// The later of two optional checkpoints: a checkpoint only ever moves forward.

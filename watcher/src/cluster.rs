@@ -11,6 +11,7 @@ use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use spark_gateway_core::{Classify, Disposition};
 
 use crate::keys::{CHECKPOINT_ANNOTATION, FINALIZER};
 use crate::observation::SparkApplication;
@@ -46,11 +47,13 @@ impl ClusterError {
             Self::Application { source, .. } | Self::List(source) => source,
         }
     }
+}
 
-    /// Retrying may succeed: throttling, server errors and connection trouble are transient; refusals
-    /// (403 without RBAC, 422 invalid) are permanent.
-    pub fn is_transient(&self) -> bool {
-        kube_error_is_transient(self.kube_error())
+/// Throttling, server errors and connection trouble are transient; a refusal of the watcher's own reads
+/// and patches (403 without RBAC, 404 without the CRD, 422) means the deployment is wrong.
+impl Classify for ClusterError {
+    fn disposition(&self) -> Disposition {
+        Disposition::transient_or_configuration(kube_error_is_transient(self.kube_error()))
     }
 }
 

@@ -6,6 +6,7 @@
 //! both as a header and as the distributed-tracing extension attribute.
 
 use jiff::Timestamp;
+use spark_gateway_core::apache_v1::StateMeaning;
 use spark_gateway_events::{
     ApplicationStateChanged, CloudEvent, KafkaRecord, cluster_event_source,
 };
@@ -27,6 +28,7 @@ pub fn state_changed_event(
         request_id: identity.request_id.clone(),
         submitted_by: identity.submitted_by.clone(),
         state: transition.state,
+        phase: Some(transition.state.phase()),
         previous_state: transition.previous_state,
         attempt: transition.attempt,
         history_index: transition.history_index,

@@ -22,7 +22,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use spark_gateway_core::error_chain;
+use spark_gateway_core::{Classify, Disposition, error_chain};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
@@ -57,10 +57,12 @@ pub struct LeaseError {
     pub source: kube::Error,
 }
 
-impl LeaseError {
-    /// Whether retrying as is may help (see [`crate::cluster::kube_error_is_transient`]).
-    pub fn is_transient(&self) -> bool {
-        crate::cluster::kube_error_is_transient(&self.source)
+/// By the same table as the watcher's other API calls ([`crate::cluster::kube_error_is_transient`]).
+impl Classify for LeaseError {
+    fn disposition(&self) -> Disposition {
+        Disposition::transient_or_configuration(crate::cluster::kube_error_is_transient(
+            &self.source,
+        ))
     }
 }
 
@@ -252,7 +254,7 @@ impl Elector {
                 Ok(Ok(true)) => valid_until = Some(attempt_started + self.settings.lease_duration),
                 Ok(Ok(false)) => valid_until = None,
                 Ok(Err(error)) => {
-                    warn!(error = %error_chain(&error), transient = error.is_transient(), "lease round failed")
+                    warn!(error = %error_chain(&error), transient = error.disposition().is_transient(), "lease round failed")
                 }
                 Err(_) => warn!("lease round timed out"),
             }

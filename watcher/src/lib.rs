@@ -28,8 +28,9 @@
 //!   and idle, and a new leader continues from the checkpoints.
 //!
 //! # Layout
-//! - Pure core, no I/O: [`checkpoint`], [`status`] (history of a status), [`transitions`] (what to
-//!   publish), [`finalizer`] (when to hold or release), [`observation`] (what is read from an
+//! - Pure core, no I/O: [`checkpoint`], [`transitions`] (what to publish from the status the
+//!   operator target reads, `spark_gateway_core::apache_v1::StatusView`), [`finalizer`] (when to
+//!   hold or release), [`observation`] (what is read from an
 //!   object), [`envelope`] (CloudEvent and Kafka record), [`schedule`] (which application is synced
 //!   next).
 //! - Adapters: [`sink`] (the [`EventSink`] trait) and [`kafka`] (its rdkafka implementation),
@@ -51,7 +52,6 @@ pub mod observation;
 pub mod publisher;
 pub mod schedule;
 pub mod sink;
-pub mod status;
 pub mod transitions;
 
 use std::future::Future;

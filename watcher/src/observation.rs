@@ -16,10 +16,10 @@ use crate::checkpoint::{Checkpoint, InvalidCheckpoint, parse_annotation};
 use crate::keys::{
     CHECKPOINT_ANNOTATION, REQUEST_ID_LABEL, SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
 };
-use crate::status::{StatusError, StatusView};
+use spark_gateway_core::apache_v1::{StatusError, StatusView};
 
 /// The resource the watcher reads: the one the gateway writes.
-pub use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
+pub use spark_gateway_core::apache_v1::{GROUP, KIND, PLURAL, VERSION};
 
 /// A `spark.apache.org/v1` SparkApplication as the watcher sees it: metadata and raw status only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

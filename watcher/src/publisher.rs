@@ -44,7 +44,7 @@ use crate::observation::{Observation, ObservationError, SparkApplication};
 use crate::schedule::{Schedule, SyncReport, SyncStart};
 use crate::sink::{EventSink, SinkError};
 use crate::transitions::{self, Step};
-use spark_gateway_core::error_chain;
+use spark_gateway_core::{Classify, Disposition, error_chain};
 
 /// How the publishing loop behaves.
 #[derive(Debug, Clone)]
@@ -70,16 +70,19 @@ enum SyncError {
     Observation(#[from] ObservationError),
 }
 
-impl SyncError {
-    fn is_transient(&self) -> bool {
+impl Classify for SyncError {
+    fn disposition(&self) -> Disposition {
         match self {
-            Self::Sink(error) => error.is_transient(),
-            Self::Cluster(error) => error.is_transient(),
-            // Reading the same object again gives the same error, until the object changes.
-            Self::Observation(_) => false,
+            Self::Sink(error) => error.disposition(),
+            Self::Cluster(error) => error.disposition(),
+            // Reading the same object again gives the same error until the object changes: an operator
+            // of another version than the target's, or a hand-edited status.
+            Self::Observation(_) => Disposition::Configuration,
         }
     }
+}
 
+impl SyncError {
     fn operation(&self) -> Operation {
         match self {
             Self::Sink(_) => Operation::Publish,
@@ -258,7 +261,7 @@ impl<S: EventSink> SyncWorker<S> {
                 }
                 Ok(Round::Reread(newer)) => observation = *newer,
                 Err(error) => {
-                    let transient = error.is_transient();
+                    let transient = error.disposition().is_transient();
                     self.metrics.error(error.operation(), transient);
                     let wait = if transient {
                         delay

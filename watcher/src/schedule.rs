@@ -146,10 +146,10 @@ impl Schedule {
             .status
             .entries
             .iter()
-            .filter(|entry| Some(entry.position()) > tracked.seen)
+            .filter(|entry| Some(Checkpoint::of(entry)) > tracked.seen)
             .count();
         if new_entries > 0 {
-            tracked.seen = observation.status.last_position();
+            tracked.seen = Checkpoint::last_of(&observation.status);
         }
         tracked.gone |= gone;
         let published = tracked.published;
@@ -256,7 +256,7 @@ mod tests {
     fn done(start: &SyncStart) -> SyncReport {
         SyncReport {
             uid: start.observation.identity.uid.clone(),
-            published: start.observation.status.last_position(),
+            published: Checkpoint::last_of(&start.observation.status),
             gone: false,
         }
     }

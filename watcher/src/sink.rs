@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
+use spark_gateway_core::{Classify, Disposition};
 
 use crate::envelope::OutgoingRecord;
 
@@ -46,19 +47,19 @@ pub enum SinkError {
     Unavailable(String),
 }
 
-impl SinkError {
-    /// Retrying may succeed without anyone changing anything (a broker restart, a leader election, a
-    /// network blip). Permanent errors (authorization, a missing topic, a record the broker refuses)
-    /// need an operator; the watcher retries those too, more slowly, because skipping an event would
-    /// be a gap.
-    pub fn is_transient(&self) -> bool {
-        match self {
+/// Transient when retrying may succeed without anyone changing anything (a broker restart, a leader
+/// election, a network blip), by the Kafka table (`spark_gateway_kafka::is_transient`); otherwise
+/// (authorization, a missing topic, a record the broker refuses) configuration: it needs a person, and
+/// the watcher retries it too, more slowly, because skipping an event would be a gap.
+impl Classify for SinkError {
+    fn disposition(&self) -> Disposition {
+        Disposition::transient_or_configuration(match self {
             Self::Delivery { source, .. } | Self::Flush(source) => {
                 spark_gateway_kafka::is_transient(source)
             }
             Self::Connect(error) => error.is_transient(),
             Self::Unavailable(_) => true,
-        }
+        })
     }
 }
 
@@ -76,19 +77,33 @@ mod tests {
     }
 
     #[test]
-    fn outages_are_transient_and_refusals_permanent() {
-        assert!(delivery(RDKafkaErrorCode::MessageTimedOut).is_transient());
-        assert!(delivery(RDKafkaErrorCode::BrokerTransportFailure).is_transient());
-        assert!(delivery(RDKafkaErrorCode::NotEnoughReplicas).is_transient());
-        assert!(!delivery(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
-        assert!(!delivery(RDKafkaErrorCode::MessageSizeTooLarge).is_transient());
-        assert!(
-            !SinkError::Delivery {
-                event_id: "x".into(),
-                source: KafkaError::Canceled
-            }
-            .is_transient()
-        );
+    fn outages_are_transient_and_refusals_need_a_person() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::NotEnoughReplicas,
+        ] {
+            assert_eq!(
+                delivery(code).disposition(),
+                Disposition::TRANSIENT,
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+        ] {
+            assert_eq!(
+                delivery(code).disposition(),
+                Disposition::Configuration,
+                "{code:?}"
+            );
+        }
+        let cancelled = SinkError::Delivery {
+            event_id: "x".into(),
+            source: KafkaError::Canceled,
+        };
+        assert_eq!(cancelled.disposition(), Disposition::Configuration);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use spark_gateway_events::{ApplicationState, Outcome};
 
 use crate::checkpoint::Checkpoint;
-use crate::status::StatusView;
+use spark_gateway_core::apache_v1::{self, StateMeaning, StatusView};
 
 /// One history entry as an event-to-be.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,13 +103,13 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
             previous_state = None;
             attempt_ended = false;
         }
-        let unpublished = Some(entry.position()) > published;
+        let unpublished = Some(Checkpoint::of(entry)) > published;
         match &entry.state {
             Ok(state) => {
                 attempt_history.push((*state, entry.message.as_deref()));
                 let outcome = if state.is_terminal() && !attempt_ended {
                     attempt_ended = true;
-                    Outcome::from_history(attempt_history.iter().copied())
+                    apache_v1::outcome(attempt_history.iter().copied())
                 } else {
                     None
                 };
@@ -129,7 +129,7 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
             Err(unknown) => {
                 if unpublished {
                     steps.push(Step::SkipUnknownState {
-                        position: entry.position(),
+                        position: Checkpoint::of(entry),
                         state: unknown.0.clone(),
                     });
                 }
@@ -151,7 +151,7 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
 
 /// Every entry of `status` is at or below `published`.
 pub fn fully_published(status: &StatusView, published: Option<Checkpoint>) -> bool {
-    status.last_position() <= published
+    Checkpoint::last_of(status) <= published
 }
 
 #[cfg(test)]

@@ -24,9 +24,10 @@ use kube::{Client, Config};
 use kube_emulator::{EmulatorConfig, RunningEmulator};
 use operator_sim::{SCENARIO_KEY, STEP_MILLIS_KEY, Scenario, Settings, SimConfig};
 use serde_json::{Value, json};
+use spark_gateway_core::apache_v1::HAPPY_PATH;
 use spark_gateway_events::{
     ApplicationState, ApplicationStateChanged, CloudEvent, CompletionEvent, FailureReason, Outcome,
-    decode_completion_event,
+    Phase, decode_completion_event,
 };
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic};
 use spark_gateway_harness::{LocalWorld, WATCHER_ACCOUNT, deployed_rbac};
@@ -448,15 +449,7 @@ async fn read_until_complete(reader: &TopicReader, expected: &[(&str, usize)]) -
 
 /// `(attempt, history index, state)` of each scenario's history.
 fn lifecycle(scenario: &str) -> Vec<(u64, u64, ApplicationState)> {
-    let success = [
-        Submitted,
-        DriverRequested,
-        DriverStarted,
-        DriverReady,
-        RunningHealthy,
-        Succeeded,
-        ResourceReleased,
-    ];
+    let success = HAPPY_PATH;
     let failure = [
         Submitted,
         DriverRequested,
@@ -593,6 +586,15 @@ fn assert_lifecycle(
         with_outcome[0].event.data.outcome.as_ref(),
         Some(outcome),
         "{name}: outcome"
+    );
+    assert_eq!(
+        with_outcome[0].event.data.phase,
+        Some(Phase::Ended),
+        "{name}: the event that ends the application is in the ended phase"
+    );
+    assert!(
+        mine.iter().all(|p| p.event.data.phase.is_some()),
+        "{name}: every event carries its phase"
     );
     // Previous states chain within an attempt.
     for pair in first_occurrences.windows(2) {

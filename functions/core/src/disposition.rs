@@ -1,6 +1,11 @@
-//! The one error taxonomy: every failure is permanent (retrying cannot help: reject the request, publish
-//! its terminal event, dead-letter the message, acknowledge it) or transient (retry the message later).
-//! Callers decide ack, retry or dead-letter from this, never from error text.
+//! The one error taxonomy, for the functions and the watcher alike: every failure is permanent (the
+//! input is wrong and retrying cannot help: reject the request, publish its terminal event, dead-letter
+//! the message, acknowledge it), transient (retry later: an outage, a throttle, a conflict to read
+//! again) or configuration (the deployment is wrong: credentials, permissions, addresses, an operator
+//! of another version; nothing changes until a person fixes it, and it is not the input's fault, so the
+//! work waits, retried slowly and reported, instead of being refused). Callers decide ack, retry or
+//! dead-letter from this, never from error text; each adapter's errors implement [`Classify`] from the
+//! tables here ([`kube_answer`]) and in `spark_gateway_kafka::is_transient`.
 
 use std::time::Duration;
 
@@ -16,21 +21,39 @@ pub enum Disposition {
         /// How long the server asked to wait.
         retry_after: Option<Duration>,
     },
+    /// The deployment is wrong: keep the work and retry it (slowly), alerting a person.
+    Configuration,
 }
 
 impl Disposition {
     /// Transient with no hint.
     pub const TRANSIENT: Self = Self::Transient { retry_after: None };
 
-    /// The failure is worth retrying.
+    /// Retrying as is may succeed.
     pub fn is_transient(self) -> bool {
         matches!(self, Self::Transient { .. })
+    }
+
+    /// The work is kept and tried again (transient or configuration), not refused.
+    pub fn is_retried(self) -> bool {
+        !matches!(self, Self::Permanent(_))
+    }
+
+    /// Transient when `transient`, otherwise configuration: for failures of the system's own calls
+    /// (to the broker, to the API server on its own objects), where a refusal is never the input's
+    /// fault.
+    pub fn transient_or_configuration(transient: bool) -> Self {
+        if transient {
+            Self::TRANSIENT
+        } else {
+            Self::Configuration
+        }
     }
 }
 
 /// Errors that know whether retrying can help.
 pub trait Classify {
-    /// Permanent or transient.
+    /// Permanent, transient or configuration.
     fn disposition(&self) -> Disposition;
 }
 

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`policy`]: may this request run on this cluster, and in what form? An allow-list, caps on what
 //!   the pods really get, all violations at once, each naming its field; what passes is [`Admitted`].
+//! - [`apache_v1`]: the operator target: the `spark.apache.org/v1` resource, what its states mean,
+//!   its status as typed values, the names the operator derives.
 //! - [`mapping`]: admitted request to `spark.apache.org/v1` SparkApplication, deterministic.
 //! - [`status`]: SparkApplication read back to the status answer, outcome included.
 //! - [`disposition`]: the permanent/transient error taxonomy that decides ack, retry or dead-letter.
@@ -17,6 +19,7 @@
 //!             mapping ──▶ SparkApplication ──▶ (adapters) cluster proxy
 //! ```
 
+pub mod apache_v1;
 pub mod disposition;
 pub mod labels;
 pub mod mapping;

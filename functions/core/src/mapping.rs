@@ -11,23 +11,13 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use spark_gateway_events::{ApplicationTolerations, SparkApplicationType, SubmitJobRequest};
 
+use crate::apache_v1::{API_VERSION, KIND};
 use crate::policy::Admitted;
 
 use crate::labels::{
     CLUSTER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
     SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
 };
-
-/// API group of SparkApplication.
-pub const GROUP: &str = "spark.apache.org";
-/// API version the gateway writes.
-pub const VERSION: &str = "v1";
-/// `apiVersion` of the objects the gateway writes.
-pub const API_VERSION: &str = "spark.apache.org/v1";
-/// Kind.
-pub const KIND: &str = "SparkApplication";
-/// Resource plural.
-pub const PLURAL: &str = "sparkapplications";
 
 /// Spark configuration keys the typed request fields set.
 pub mod conf {

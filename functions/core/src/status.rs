@@ -3,19 +3,21 @@
 //! The outcome is read from the whole history of the current attempt, because the operator's final
 //! state is `ResourceReleased` whatever happened.
 
-use jiff::Timestamp;
 use serde_json::Value;
-use spark_gateway_events::{ApplicationState, GetJobStatusResponse, Outcome, StateTransition};
+use spark_gateway_events::{ApplicationState, GetJobStatusResponse, StateTransition, UnknownState};
 
+use crate::apache_v1::{self, StateMeaning, StatusView, driver_pod_name};
 use crate::labels::REQUEST_ID_LABEL;
-use crate::names::driver_pod_name;
 
 /// The object does not look like a SparkApplication written by the operator.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     /// A required field is missing.
     #[error("SparkApplication has no {0}")]
     Missing(&'static str),
+    /// The status does not have the operator's shape.
+    #[error(transparent)]
+    Shape(#[from] apache_v1::StatusError),
     /// The operator wrote a state this gateway does not know (a newer operator?).
     #[error("SparkApplication {field} has unknown state {value:?}")]
     UnknownState {
@@ -24,79 +26,6 @@ pub enum StatusError {
         /// What.
         value: String,
     },
-    /// A history key is not a number.
-    #[error("stateTransitionHistory key {0:?} is not a number")]
-    HistoryKey(String),
-}
-
-/// One parsed entry of `stateTransitionHistory`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// Its numeric key.
-    pub index: u64,
-    /// The state entered.
-    pub state: ApplicationState,
-    /// When.
-    pub time: Option<Timestamp>,
-    /// The operator's message.
-    pub message: Option<String>,
-}
-
-/// The entries of a `stateTransitionHistory` object, ordered by their numeric keys.
-pub fn parse_history(history: Option<&Value>) -> Result<Vec<HistoryEntry>, StatusError> {
-    let Some(entries) = history.and_then(Value::as_object) else {
-        return Ok(Vec::new());
-    };
-    let mut parsed = entries
-        .iter()
-        .map(|(key, entry)| {
-            let index = key
-                .parse()
-                .map_err(|_| StatusError::HistoryKey(key.clone()))?;
-            let (state, time, message) =
-                parse_state(entry, &format!("stateTransitionHistory.{key}"))?;
-            Ok(HistoryEntry {
-                index,
-                state,
-                time,
-                message,
-            })
-        })
-        .collect::<Result<Vec<_>, StatusError>>()?;
-    parsed.sort_by_key(|entry| entry.index);
-    Ok(parsed)
-}
-
-fn parse_state(
-    entry: &Value,
-    field: &str,
-) -> Result<(ApplicationState, Option<Timestamp>, Option<String>), StatusError> {
-    let summary = entry
-        .get("currentStateSummary")
-        .and_then(Value::as_str)
-        .ok_or(StatusError::Missing("currentStateSummary"))?;
-    let state = summary.parse().map_err(|_| StatusError::UnknownState {
-        field: field.to_string(),
-        value: summary.to_string(),
-    })?;
-    let time = entry
-        .get("lastTransitionTime")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok());
-    let message = entry
-        .get("message")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string);
-    Ok((state, time, message))
-}
-
-/// The attempt number in `status.currentAttemptSummary.attemptInfo.id` (0 before any restart).
-pub fn current_attempt(status: Option<&Value>) -> u64 {
-    status
-        .and_then(|s| s.pointer("/currentAttemptSummary/attemptInfo/id"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
 }
 
 /// The status function's answer for `app`, a SparkApplication on the cluster the gateway calls `cluster`.
@@ -109,20 +38,38 @@ pub fn job_status(app: &Value, cluster: &str) -> Result<GetJobStatusResponse, St
     let name = text(metadata, "name").ok_or(StatusError::Missing("metadata.name"))?;
     let namespace =
         text(metadata, "namespace").ok_or(StatusError::Missing("metadata.namespace"))?;
-    let status = app.get("status");
-    let history = parse_history(status.and_then(|s| s.get("stateTransitionHistory")))?;
-    let current = match status.and_then(|s| s.get("currentState")) {
-        Some(state) if state.get("currentStateSummary").is_some() => {
-            Some(parse_state(state, "currentState")?)
-        }
-        _ => None,
+    let view = StatusView::from_status(app.get("status"))?;
+    let known = |state: &Result<ApplicationState, UnknownState>, field: String| {
+        state
+            .clone()
+            .map_err(|UnknownState(value)| StatusError::UnknownState { field, value })
     };
-    let attempt = current_attempt(status);
-    let outcome = Outcome::from_history(history.iter().map(|e| (e.state, e.message.as_deref())));
-    let (state, last_transition_time, message) = match current {
-        Some((state, time, message)) => (Some(state), time, message),
+    let history = view
+        .current_attempt_entries()
+        .map(|entry| {
+            let state = known(
+                &entry.state,
+                format!("stateTransitionHistory.{}", entry.history_index),
+            )?;
+            Ok(StateTransition {
+                index: entry.history_index,
+                state,
+                phase: Some(state.phase()),
+                time: entry.time,
+                message: entry.message.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, StatusError>>()?;
+    let outcome = apache_v1::outcome(history.iter().map(|e| (e.state, e.message.as_deref())));
+    let (state, last_transition_time, message) = match view.current {
+        Some(current) => (
+            Some(known(&current.state, "currentState".into())?),
+            current.time,
+            current.message,
+        ),
         None => (None, None, None),
     };
+    let attempt = view.current_attempt;
     Ok(GetJobStatusResponse {
         // Named from the attempt the status is on; a state before the operator's first write has
         // no driver yet.
@@ -135,19 +82,12 @@ pub fn job_status(app: &Value, cluster: &str) -> Result<GetJobStatusResponse, St
             .and_then(Value::as_str)
             .map(str::to_string),
         created_at: text(metadata, "creationTimestamp").and_then(|t| t.parse().ok()),
+        phase: state.map(StateMeaning::phase),
         state,
         outcome,
         message,
         attempt,
-        history: history
-            .into_iter()
-            .map(|e| StateTransition {
-                index: e.index,
-                state: e.state,
-                time: e.time,
-                message: e.message,
-            })
-            .collect(),
+        history,
         last_transition_time,
         application_name: name,
     })

@@ -19,7 +19,7 @@ fn mapped(request: &SubmitJobRequest) -> Value {
     spark_application(&admitted, "dev")
 }
 use spark_gateway_events::{
-    ApplicationState, FailureReason, JobRequest, Outcome, SubmitJobRequest, decode,
+    ApplicationState, FailureReason, JobRequest, Outcome, Phase, SubmitJobRequest, decode,
     decode_job_request,
 };
 
@@ -499,6 +499,8 @@ fn status_follows_a_running_application() {
     )
     .unwrap();
     assert_eq!(status.state, Some(ApplicationState::RunningHealthy));
+    assert_eq!(status.phase, Some(Phase::Running));
+    assert_eq!(status.history[0].phase, Some(Phase::Pending));
     assert_eq!(status.outcome, None);
     assert_eq!(status.history.len(), 3);
     assert_eq!(status.history[2].index, 2);
@@ -523,6 +525,7 @@ fn status_reports_success_after_resource_released() {
     ];
     let status = job_status(&app_with_history(&states, 0), "dev").unwrap();
     assert_eq!(status.state, Some(ApplicationState::ResourceReleased));
+    assert_eq!(status.phase, Some(Phase::Ended));
     assert_eq!(status.outcome, Some(Outcome::Succeeded));
 }
 
@@ -566,7 +569,7 @@ fn history_is_ordered_numerically_not_textually() {
 #[test]
 fn driver_pod_name_of_a_long_application_is_the_operators_hashed_id() {
     // `<name>-<attempt>` over 46 characters: operator 0.5.0 names the driver after the hashed app id
-    // (value computed with the operator's algorithm on the JDK; see `names::spark_app_id`).
+    // (value computed with the operator's algorithm on the JDK; see `apache_v1::spark_app_id`).
     let mut app = app_with_history(&["Submitted", "DriverRequested"], 1);
     app["metadata"]["name"] = json!("nightly-customer-churn-feature-engineering-pipeline");
     app["metadata"]["namespace"] = json!("sjns-data-control");
@@ -580,13 +583,20 @@ fn driver_pod_name_of_a_long_application_is_the_operators_hashed_id() {
 #[test]
 fn an_unknown_state_is_a_clear_error() {
     let app = app_with_history(&["Submitted", "Exploded"], 0);
-    assert_eq!(
-        job_status(&app, "dev").unwrap_err(),
-        StatusError::UnknownState {
-            field: "stateTransitionHistory.1".into(),
-            value: "Exploded".into()
-        }
+    assert!(
+        matches!(
+            job_status(&app, "dev"),
+            Err(StatusError::UnknownState { field, value })
+                if field == "stateTransitionHistory.1" && value == "Exploded"
+        ),
+        "an unknown history state names its entry"
     );
+    let mut current = app_with_history(&["Submitted"], 0);
+    current["status"]["currentState"]["currentStateSummary"] = json!("Hibernating");
+    assert!(matches!(
+        job_status(&current, "dev"),
+        Err(StatusError::UnknownState { field, .. }) if field == "currentState"
+    ));
 }
 
 // ---- the hostile corpus, under its strict policy ----

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use secrecy::SecretString;
 use serde::Deserialize;
+use spark_gateway_core::{Classify, Disposition};
 
 /// AppRole login credentials. Neither value is ever logged or put in an error.
 #[derive(Clone, Deserialize)]
@@ -62,10 +63,14 @@ pub enum CredentialsError {
     },
 }
 
-impl CredentialsError {
-    /// A deployment mistake rather than an outage: retrying the same message will not fix it.
-    pub fn is_configuration(&self) -> bool {
-        !matches!(self, Self::Unavailable { .. })
+/// Secrets Manager being unavailable is an outage; a missing, unreadable or malformed secret is the
+/// deployment's mistake: retrying the same message will not fix it.
+impl Classify for CredentialsError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            Self::Unavailable { .. } => Disposition::TRANSIENT,
+            _ => Disposition::Configuration,
+        }
     }
 }
 
@@ -264,7 +269,7 @@ mod tests {
             assert!(message.contains(expected), "{message}");
             assert!(!message.contains("hunter2"), "{message}");
             assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
-            assert!(error.is_configuration());
+            assert_eq!(error.disposition(), Disposition::Configuration);
         }
     }
 
@@ -289,6 +294,6 @@ mod tests {
             error.to_string(),
             "AppRole credentials file /nonexistent/approle.json not found"
         );
-        assert!(error.is_configuration());
+        assert_eq!(error.disposition(), Disposition::Configuration);
     }
 }

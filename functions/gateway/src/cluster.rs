@@ -12,7 +12,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
+use spark_gateway_core::apache_v1::{GROUP, KIND, PLURAL, VERSION};
 use tokio::sync::Mutex;
 
 use crate::config::ClusterConfig;

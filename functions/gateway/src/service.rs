@@ -132,16 +132,6 @@ impl GatewayError {
             violations,
         }
     }
-
-    /// A deployment problem (credentials, Vault policy, CA file) rather than the request's or an outage:
-    /// worth an alert, and the message should wait for the fix rather than be rejected.
-    pub fn is_configuration(&self) -> bool {
-        match self {
-            Self::Cluster(ClusterError::Token(error)) => error.is_configuration(),
-            Self::Cluster(ClusterError::Setup { .. } | ClusterError::Unauthorized) => true,
-            _ => false,
-        }
-    }
 }
 
 impl Classify for GatewayError {
@@ -149,7 +139,16 @@ impl Classify for GatewayError {
         match self {
             Self::Rejected { reason, .. } => Disposition::Permanent(*reason),
             Self::NotFound { .. } => Disposition::Permanent(RejectionReason::RejectedByCluster),
-            Self::Cluster(_) | Self::Status(_) => Disposition::TRANSIENT,
+            // A deployment problem (credentials, Vault policy, CA file, a token the proxy refuses)
+            // rather than the request's or an outage: the message waits for the fix.
+            Self::Cluster(ClusterError::Token(error)) => error.disposition(),
+            Self::Cluster(ClusterError::Setup { .. } | ClusterError::Unauthorized) => {
+                Disposition::Configuration
+            }
+            // The operator wrote a status of another shape than the target's: another operator
+            // version than the one configured.
+            Self::Status(_) => Disposition::Configuration,
+            Self::Cluster(_) => Disposition::TRANSIENT,
         }
     }
 }

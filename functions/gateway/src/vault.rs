@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use spark_gateway_core::{Classify, Disposition};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
@@ -76,16 +77,17 @@ fn vault_says(error: &ClientError) -> String {
     }
 }
 
-impl VaultError {
-    /// A deployment mistake rather than an outage.
-    pub fn is_configuration(&self) -> bool {
+/// Vault being down is an outage; a refused login, a denied or missing path and a bad address are the
+/// deployment's mistakes.
+impl Classify for VaultError {
+    fn disposition(&self) -> Disposition {
         match self {
-            Self::Credentials(error) => error.is_configuration(),
-            Self::Unavailable { .. } => false,
+            Self::Credentials(error) => error.disposition(),
+            Self::Unavailable { .. } => Disposition::TRANSIENT,
             Self::Setup(_)
             | Self::LoginRefused { .. }
             | Self::Denied { .. }
-            | Self::Missing { .. } => true,
+            | Self::Missing { .. } => Disposition::Configuration,
         }
     }
 }

@@ -81,14 +81,17 @@ fn status_of(request: &SubmitJobRequest) -> GetJobStatusRequest {
 fn rejection(error: &GatewayError) -> RejectionReason {
     match error.disposition() {
         Disposition::Permanent(reason) => reason,
-        Disposition::Transient { .. } => panic!("transient, expected a rejection: {error}"),
+        Disposition::Transient { .. } | Disposition::Configuration => {
+            panic!("retried, expected a rejection: {error}")
+        }
     }
 }
 
 fn assert_transient(error: &GatewayError) {
     assert!(
         error.disposition().is_transient(),
-        "permanent, expected a retry: {error}"
+        "expected a transient failure: {error} ({:?})",
+        error.disposition()
     );
 }
 
@@ -236,12 +239,27 @@ async fn cluster_errors_are_rejections_or_retries_by_the_api_conventions() {
         api_error(503, "ServiceUnavailable", "unavailable"),
         api_error(504, "Timeout", "timeout"),
         ClusterError::Transport(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()),
-        ClusterError::Unauthorized,
     ];
     for error in transient {
         let gateway = gateway();
         gateway.api().fail_next(Call::Create, error);
         assert_transient(&gateway.submit(&seed()).await.unwrap_err());
+    }
+    // The proxy refusing a freshly read token, or a cluster the gateway cannot even connect to as
+    // configured, is the deployment's fault: the message waits for the fix instead of being refused.
+    let configuration = [
+        ClusterError::Unauthorized,
+        ClusterError::Setup {
+            what: "the cluster's CA file".into(),
+            source: None,
+        },
+    ];
+    for error in configuration {
+        let gateway = gateway();
+        gateway.api().fail_next(Call::Create, error);
+        let error = gateway.submit(&seed()).await.unwrap_err();
+        assert_eq!(error.disposition(), Disposition::Configuration, "{error}");
+        assert!(error.disposition().is_retried());
     }
 }
 

@@ -188,7 +188,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 self.reject(message, rejected, traceparent(&request), dead_letters)
                     .await
             }
-            Disposition::Transient { .. } => {
+            disposition @ (Disposition::Transient { .. } | Disposition::Configuration) => {
                 let reason = error_chain(&error);
                 let last_delivery = self.is_last_delivery(message);
                 tracing::warn!(
@@ -196,7 +196,7 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                     namespace,
                     name,
                     last_delivery,
-                    configuration = error.is_configuration(),
+                    configuration = disposition == Disposition::Configuration,
                     error = %reason,
                     "request failed transiently"
                 );

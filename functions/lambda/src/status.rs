@@ -177,7 +177,7 @@ mod tests {
     async fn job_status_names_the_driver_pod_the_operator_creates() {
         // Operator 0.5.0 hashes the app id of this attempt; the pod is `<app id>-driver`. The
         // expected name was computed with the operator's algorithm (see
-        // `spark_gateway_core::names::spark_app_id`); the old answer was
+        // `spark_gateway_core::apache_v1::spark_app_id`); the old answer was
         // `nightly-customer-churn-feature-engineering-pipeline-1-driver`, a pod that never exists.
         let expected = "nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw-driver";
         let gateway = gateway(long_named_app());

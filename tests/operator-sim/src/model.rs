@@ -80,33 +80,9 @@ pub mod messages {
 /// simulator and the gateway can never disagree on a state's name.
 pub use spark_gateway_events::ApplicationState as StateSummary;
 
-/// The operator's classifications of states beyond the contract's (`is_stopping` is the contract's own:
-/// every state after `RunningWithBelowThresholdExecutors` that is not terminated).
-pub trait OperatorClasses {
-    /// `ResourceReleased` or `TerminatedWithoutReleaseResources`: nothing runs any more.
-    fn is_terminated(&self) -> bool;
-    /// The operator's failure set (what `OnFailure` policies react to).
-    fn is_failure(&self) -> bool;
-    /// The operator's infrastructure-failure set (what `OnInfrastructureFailure` reacts to).
-    fn is_infrastructure_failure(&self) -> bool;
-}
-
-impl OperatorClasses for StateSummary {
-    fn is_terminated(&self) -> bool {
-        self.is_terminal()
-    }
-
-    fn is_failure(&self) -> bool {
-        self.failure().is_some()
-    }
-
-    fn is_infrastructure_failure(&self) -> bool {
-        matches!(
-            *self,
-            Self::DriverStartTimedOut | Self::ExecutorsStartTimedOut | Self::SchedulingFailure
-        )
-    }
-}
+/// What each state means (terminated, stopping, failure, infrastructure failure) is the operator
+/// target's knowledge, shared with the gateway and the watcher.
+pub use spark_gateway_core::apache_v1::StateMeaning;
 
 /// One entry of `currentState` / `stateTransitionHistory`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,7 +220,7 @@ impl ApplicationStatus {
     /// The state before the terminal one: what the operator's TTL counts from. For a status that
     /// is not terminated, the current state.
     pub fn last_state_before_termination(&self) -> &ApplicationState {
-        if !self.current_state.current_state_summary.is_terminated() {
+        if !self.current_state.current_state_summary.is_terminal() {
             return &self.current_state;
         }
         let mut entries = self.state_transition_history.values().rev();
@@ -275,7 +251,7 @@ impl RestartPolicy {
         match self {
             Self::Always => true,
             Self::Never => false,
-            Self::OnFailure => state.is_failure(),
+            Self::OnFailure => state.failure().is_some(),
             Self::OnInfrastructureFailure => state.is_infrastructure_failure(),
         }
     }
@@ -295,7 +271,7 @@ impl ResourceRetainPolicy {
     pub fn retains_after(self, state: StateSummary) -> bool {
         match self {
             Self::Always => true,
-            Self::OnFailure => state.is_failure(),
+            Self::OnFailure => state.failure().is_some(),
             Self::Never => false,
         }
     }
@@ -440,34 +416,6 @@ impl Tolerations {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn state_classes_match_the_operator_sets() {
-        let stopping: Vec<_> = StateSummary::ALL
-            .into_iter()
-            .filter(|s| s.is_stopping())
-            .collect();
-        assert_eq!(
-            stopping,
-            [
-                StateSummary::DriverStartTimedOut,
-                StateSummary::ExecutorsStartTimedOut,
-                StateSummary::DriverReadyTimedOut,
-                StateSummary::Succeeded,
-                StateSummary::Failed,
-                StateSummary::SchedulingFailure,
-                StateSummary::DriverEvicted,
-            ]
-        );
-        let failures = StateSummary::ALL
-            .into_iter()
-            .filter(|s| s.is_failure())
-            .count();
-        assert_eq!(failures, 6);
-        assert!(!StateSummary::Succeeded.is_failure());
-        assert!(StateSummary::ResourceReleased.is_terminated());
-        assert!(StateSummary::TerminatedWithoutReleaseResources.is_terminated());
-    }
 
     #[test]
     fn state_names_round_trip() {

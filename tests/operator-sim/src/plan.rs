@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::model::{
-    ApplicationState, ApplicationStatus, AttemptSummary, RestartPolicy, StateSummary, Tolerations,
-    messages,
+    ApplicationState, ApplicationStatus, AttemptSummary, RestartPolicy, StateMeaning, StateSummary,
+    Tolerations, messages,
 };
 use crate::scenario::{Beat, Mark, Pace, Scenario, Settings, Timeout};
 
@@ -629,15 +629,7 @@ mod tests {
     use crate::fixtures::{End, app, settings, simulate, simulate_from, start, start_plus};
     use StateSummary::*;
 
-    const HAPPY_PATH: [StateSummary; 7] = [
-        Submitted,
-        DriverRequested,
-        DriverStarted,
-        DriverReady,
-        RunningHealthy,
-        Succeeded,
-        ResourceReleased,
-    ];
+    use spark_gateway_core::apache_v1::HAPPY_PATH;
 
     fn keys(status: &ApplicationStatus) -> Vec<u64> {
         status.state_transition_history.keys().copied().collect()

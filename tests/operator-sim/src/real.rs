@@ -65,7 +65,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 /// One implementation of the operator's `generateSparkAppId`, shared with the status function (both
 /// pinned by vectors computed with the operator's Java code).
-use spark_gateway_core::names::spark_app_id;
+use spark_gateway_core::apache_v1::spark_app_id;
 
 use crate::model::{ApplicationState, ApplicationStatus, StateSummary, messages};
 use crate::plan::{Action, AppView, DEFAULT_RESTART_BACKOFF_MILLIS, DEFAULT_TIMEOUT_MILLIS, Step};

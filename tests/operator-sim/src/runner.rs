@@ -39,7 +39,7 @@ use crate::scenario::{Scenario, Settings};
 use crate::scheduler::Deadlines;
 
 /// The resource the operator (and the simulator) reconciles: one definition, the gateway's.
-pub use spark_gateway_core::mapping::{GROUP, KIND, PLURAL, VERSION};
+pub use spark_gateway_core::apache_v1::{GROUP, KIND, PLURAL, VERSION};
 
 /// The `ApiResource` of `spark.apache.org/v1` SparkApplications for `DynamicObject` APIs.
 pub fn api_resource() -> ApiResource {

@@ -24,15 +24,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 use StateSummary::*;
 
-const HAPPY_PATH: [StateSummary; 7] = [
-    Submitted,
-    DriverRequested,
-    DriverStarted,
-    DriverReady,
-    RunningHealthy,
-    Succeeded,
-    ResourceReleased,
-];
+use spark_gateway_core::apache_v1::HAPPY_PATH;
 
 struct World {
     emulator: RunningEmulator,

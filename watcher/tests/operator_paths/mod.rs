@@ -15,6 +15,7 @@ use kube::api::{DynamicObject, PostParams};
 use operator_sim::model::messages;
 use operator_sim::scenario::PACE_KEY;
 use serde_json::{Value, json};
+use spark_gateway_core::apache_v1::HAPPY_PATH;
 use spark_gateway_events::{ApplicationState, FailureReason, Outcome};
 use spark_gateway_watcher::keys::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SUBMITTED_BY_ANNOTATION,
@@ -220,16 +221,9 @@ fn cases() -> Vec<Case> {
             )
             .tolerations(on_failure);
             restarted.events.push((1, 6, ScheduledToRestart));
-            let second: [ApplicationState; 6] = [
-                DriverRequested,
-                DriverStarted,
-                DriverReady,
-                RunningHealthy,
-                Succeeded,
-                ResourceReleased,
-            ];
+            // A new attempt starts at the driver request: its Submitted is the restart entry.
             restarted.events.extend(
-                second
+                HAPPY_PATH[1..]
                     .iter()
                     .enumerate()
                     .map(|(i, s)| (1, 7 + i as u64, *s)),

@@ -1,5 +1,5 @@
-//! Reading a SparkApplication's `status` into the ordered list of history entries the watcher
-//! publishes, each tagged with its attempt.
+//! A SparkApplication's `status` as typed values: the ordered history entries, each tagged with its
+//! attempt (what the watcher publishes), and the current state (what the status function answers).
 //!
 //! The operator (0.5.0, history trimming on by default) keeps the current attempt's entries in
 //! `status.stateTransitionHistory` and, after a restart, the previous attempt's entries in
@@ -16,8 +16,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use spark_gateway_events::{ApplicationState, UnknownState};
 
-use crate::checkpoint::Checkpoint;
-
 /// One entry of a `stateTransitionHistory`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
@@ -33,11 +31,15 @@ pub struct HistoryEntry {
     pub message: Option<String>,
 }
 
-impl HistoryEntry {
-    /// The entry's position.
-    pub fn position(&self) -> Checkpoint {
-        Checkpoint::new(self.attempt, self.history_index)
-    }
+/// `status.currentState`: the state the application is in now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentState {
+    /// The state, or the name of a state this gateway does not know.
+    pub state: Result<ApplicationState, UnknownState>,
+    /// `lastTransitionTime`, when present and valid.
+    pub time: Option<Timestamp>,
+    /// The operator's message.
+    pub message: Option<String>,
 }
 
 /// The history the status holds, in history order.
@@ -47,12 +49,16 @@ pub struct StatusView {
     pub current_attempt: u64,
     /// Entries of the previous attempt (when the status still has them) then of the current one.
     pub entries: Vec<HistoryEntry>,
+    /// `currentState`, once the operator has written one.
+    pub current: Option<CurrentState>,
 }
 
 impl StatusView {
-    /// The position of the last entry, if any.
-    pub fn last_position(&self) -> Option<Checkpoint> {
-        self.entries.last().map(HistoryEntry::position)
+    /// The entries of the current attempt, in history order.
+    pub fn current_attempt_entries(&self) -> impl Iterator<Item = &HistoryEntry> {
+        self.entries
+            .iter()
+            .filter(move |entry| entry.attempt == self.current_attempt)
     }
 
     /// The last entry's state, if known.
@@ -83,6 +89,19 @@ struct RawStatus {
     previous_attempt_summary: Option<RawAttemptSummary>,
     #[serde(default)]
     current_attempt_summary: Option<RawAttemptSummary>,
+    #[serde(default)]
+    current_state: Option<RawCurrentState>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCurrentState {
+    #[serde(default)]
+    current_state_summary: Option<String>,
+    #[serde(default)]
+    last_transition_time: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,9 +161,19 @@ impl StatusView {
             }
         }
         entries.extend(assign_attempts(&current, current_attempt));
+        // A `currentState` without a summary is the operator's empty placeholder, not a state.
+        let current = raw.current_state.and_then(|raw| {
+            let summary = raw.current_state_summary?;
+            Some(CurrentState {
+                state: summary.parse(),
+                time: timestamp(raw.last_transition_time.as_deref()),
+                message: message(raw.message),
+            })
+        });
         Ok(Self {
             current_attempt,
             entries,
+            current,
         })
     }
 }
@@ -177,11 +206,8 @@ fn assign_attempts(entries: &[(u64, &RawEntry)], last_attempt: u64) -> Vec<Histo
                 attempt,
                 history_index: *key,
                 state,
-                time: entry
-                    .last_transition_time
-                    .as_deref()
-                    .and_then(|t| t.parse::<Timestamp>().ok()),
-                message: entry.message.clone(),
+                time: timestamp(entry.last_transition_time.as_deref()),
+                message: message(entry.message.clone()),
             };
             if opens_attempt {
                 attempt = attempt.saturating_sub(1);
@@ -191,6 +217,15 @@ fn assign_attempts(entries: &[(u64, &RawEntry)], last_attempt: u64) -> Vec<Histo
         .collect();
     tagged.reverse();
     tagged
+}
+
+fn timestamp(text: Option<&str>) -> Option<Timestamp> {
+    text.and_then(|t| t.parse().ok())
+}
+
+/// The operator writes an empty message where it has none to give.
+fn message(text: Option<String>) -> Option<String> {
+    text.filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]
@@ -262,6 +297,12 @@ mod tests {
         let view = StatusView::from_status(Some(&status)).unwrap();
         assert_eq!(view.current_attempt, 1);
         assert_eq!(
+            view.current_attempt_entries()
+                .map(|e| e.history_index)
+                .collect::<Vec<_>>(),
+            [6, 7]
+        );
+        assert_eq!(
             summary(&view),
             [
                 (0, 0, Submitted),
@@ -300,6 +341,29 @@ mod tests {
             Err(UnknownState("Hibernating".into()))
         );
         assert_eq!(view.last_state(), None);
+    }
+
+    #[test]
+    fn current_state_is_read_and_an_empty_placeholder_is_none() {
+        let status = json!({
+            "currentState": {"currentStateSummary": "RunningHealthy", "lastTransitionTime": "2026-11-23T10:00:15Z", "message": ""},
+            "stateTransitionHistory": {"0": {"currentStateSummary": "Submitted", "message": "created"}}
+        });
+        let view = StatusView::from_status(Some(&status)).unwrap();
+        assert_eq!(
+            view.current,
+            Some(CurrentState {
+                state: Ok(RunningHealthy),
+                time: Some("2026-11-23T10:00:15Z".parse().unwrap()),
+                message: None,
+            })
+        );
+        assert_eq!(view.entries[0].message.as_deref(), Some("created"));
+        let placeholder = json!({"currentState": {}});
+        assert_eq!(
+            StatusView::from_status(Some(&placeholder)).unwrap().current,
+            None
+        );
     }
 
     #[test]

@@ -5,11 +5,10 @@
 //!   message is deleted only once its outcome is final.
 //! - [`kafka`]: a consumer group; a record's offset is stored only once its outcome is final, and
 //!   transient failures are retried in place with back-off, holding the partition's order.
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - `/healthz` and `/readyz` are `spark_gateway_ops`, the endpoint the watcher serves too.
 //!
 //! Both loops stop taking new work when their shutdown signal fires and finish what they hold.
 
-pub mod health;
 pub mod kafka;
 pub mod sqs;
 

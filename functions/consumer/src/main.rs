@@ -2,13 +2,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use spark_gateway_consumer::{health, kafka, sqs};
+use spark_gateway_consumer::{kafka, sqs};
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
+use spark_gateway_ops::Health;
 use tokio::sync::watch;
 
 /// Consume Spark Gateway job requests from SQS and/or Kafka.
@@ -72,10 +72,11 @@ async fn main() -> Result<()> {
         .await
         .context("checking the completion topic")?;
     let (stop, shutdown) = watch::channel(false);
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(health::serve(
-        health::bind(args.health_listen).await?,
-        Arc::clone(&ready),
+    let health = Arc::new(Health::default());
+    tokio::spawn(spark_gateway_ops::serve(
+        spark_gateway_ops::bind(args.health_listen).await?,
+        Arc::clone(&health),
+        std::future::pending(),
     ));
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -121,7 +122,7 @@ async fn main() -> Result<()> {
             anyhow::Ok(())
         });
     }
-    ready.store(true, Ordering::Relaxed);
+    health.set_ready(true);
     tracing::info!(sqs = ?args.sqs_queue_url, kafka = ?args.kafka_topic, "spark-gateway-consumer ready");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -131,7 +132,7 @@ async fn main() -> Result<()> {
         Some(result) = tasks.join_next() => { result??; bail!("a consumer loop ended unexpectedly"); }
     }
     tracing::info!("shutting down: finishing in-flight requests");
-    ready.store(false, Ordering::Relaxed);
+    health.set_ready(false);
     let _ = stop.send(true);
     while let Some(result) = tasks.join_next().await {
         result??;

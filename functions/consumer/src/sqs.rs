@@ -7,7 +7,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName,
 };
 use spark_gateway_events::MessageOrigin;
-use spark_gateway_handlers::batch::process_batch;
+use spark_gateway_handlers::batch::BatchRunner;
 use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher};
 use spark_gateway_handlers::{InboundMessage, Operations, Processor};
 use tokio::sync::watch;
@@ -216,13 +216,12 @@ where
         .iter()
         .map(|m| inbound(&source.queue_url, m))
         .collect();
-    let work = process_batch(
+    let runner = BatchRunner {
         processor,
-        &inbound,
-        InboundMessage::ordering_key,
         dead_letters,
-        source.max_concurrency,
-    );
+        max_concurrency: source.max_concurrency,
+    };
+    let work = runner.process_batch(&inbound, InboundMessage::ordering_key);
     let mut work = std::pin::pin!(work);
     // Keep the batch invisible while it is processed: a slow cluster must not let a second consumer pick
     // up the same messages.

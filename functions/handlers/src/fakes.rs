@@ -18,7 +18,7 @@ use spark_gateway_events::{
 
 use crate::message::InboundMessage;
 use crate::processor::Operations;
-use crate::sinks::{DeadLetterSink, EventPublisher, SinkError};
+use crate::sinks::{DeadLetterCopy, DeadLetterSink, EventPublisher, SinkError};
 
 /// How the fake gateway answers one request id.
 #[derive(Debug, Clone, Copy)]
@@ -147,16 +147,12 @@ impl EventPublisher for FakeSinks {
 }
 
 impl DeadLetterSink for FakeSinks {
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
-    ) -> Result<(), SinkError> {
-        self.dead
-            .lock()
-            .unwrap()
-            .push((message.body.clone(), rejection.clone(), event_published));
+    async fn dead_letter(&self, copy: &DeadLetterCopy<'_>) -> Result<(), SinkError> {
+        self.dead.lock().unwrap().push((
+            copy.message.body.clone(),
+            copy.rejection.clone(),
+            copy.event_published,
+        ));
         Ok(())
     }
 }

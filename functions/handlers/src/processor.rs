@@ -13,7 +13,7 @@ use spark_gateway_events::{
 };
 
 use crate::message::InboundMessage;
-use crate::sinks::{DeadLetterSink, EventPublisher};
+use crate::sinks::{DeadLetterCopy, DeadLetterSink, EventPublisher};
 
 /// The operations a request can ask for (the gateway, or a fake in unit tests).
 pub trait Operations: Send + Sync {
@@ -44,35 +44,28 @@ impl<A: ClusterApi> Operations for Gateway<A> {
     }
 }
 
-impl<T: Operations> Operations for &T {
-    fn submit(
-        &self,
-        request: &SubmitJobRequest,
-    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
-        (**self).submit(request)
-    }
-    fn delete(
-        &self,
-        request: &DeleteJobRequest,
-    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
-        (**self).delete(request)
-    }
+/// A reference or a shared pointer to operations is operations (tests borrow a fake; the live handlers
+/// share one gateway between tasks).
+macro_rules! forward_operations {
+    ($($pointer:ty),+) => {$(
+        impl<T: Operations> Operations for $pointer {
+            fn submit(
+                &self,
+                request: &SubmitJobRequest,
+            ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
+                (**self).submit(request)
+            }
+            fn delete(
+                &self,
+                request: &DeleteJobRequest,
+            ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
+                (**self).delete(request)
+            }
+        }
+    )+};
 }
 
-impl<T: Operations> Operations for std::sync::Arc<T> {
-    fn submit(
-        &self,
-        request: &SubmitJobRequest,
-    ) -> impl Future<Output = Result<Submitted, GatewayError>> + Send {
-        (**self).submit(request)
-    }
-    fn delete(
-        &self,
-        request: &DeleteJobRequest,
-    ) -> impl Future<Output = Result<Deleted, GatewayError>> + Send {
-        (**self).delete(request)
-    }
-}
+forward_operations!(&T, std::sync::Arc<T>);
 
 /// What happened to a message that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,10 +251,12 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
                 return Outcome::Retry(reason);
             }
         };
-        if let Err(error) = dead_letters
-            .dead_letter(message, &rejected, published)
-            .await
-        {
+        let copy = DeadLetterCopy {
+            message,
+            rejection: &rejected,
+            event_published: published,
+        };
+        if let Err(error) = dead_letters.dead_letter(&copy).await {
             let reason = error_chain(&error);
             tracing::warn!(error = %reason, "could not dead-letter a rejected message; it will be delivered again");
             return Outcome::Retry(reason);

@@ -65,14 +65,22 @@ impl<T: EventPublisher> EventPublisher for &T {
 
 /// Keeps a copy of a refused message where people can find it.
 pub trait DeadLetterSink: Send + Sync {
-    /// Stores `message` with the reason it was refused; `event_published` says whether its
-    /// `RequestRejected` reached the completion topic.
+    /// Stores the copy.
     fn dead_letter(
         &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
+        copy: &DeadLetterCopy<'_>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A refused message as every dead-letter destination stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterCopy<'a> {
+    /// The refused message.
+    pub message: &'a InboundMessage,
+    /// Why it was refused.
+    pub rejection: &'a RequestRejected,
+    /// Whether its `RequestRejected` reached the completion topic.
+    pub event_published: bool,
 }
 
 /// The most of a refused message's body a dead-letter copy holds: under SQS's 256 KiB message limit with
@@ -96,14 +104,9 @@ fn dead_letter_body(body: &[u8]) -> (&[u8], Option<usize>) {
 /// An SQS dead-letter queue that may be unconfigured: then refused messages are not acknowledged, and
 /// SQS's own redrive policy moves them to its dead-letter queue after `maxReceiveCount` deliveries.
 impl DeadLetterSink for Option<SqsDeadLetter> {
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
-    ) -> Result<(), SinkError> {
+    async fn dead_letter(&self, copy: &DeadLetterCopy<'_>) -> Result<(), SinkError> {
         match self {
-            Some(sink) => sink.dead_letter(message, rejection, event_published).await,
+            Some(sink) => sink.dead_letter(copy).await,
             None => Err(SinkError::NotConfigured("SPARK_GATEWAY_DLQ_URL")),
         }
     }
@@ -125,30 +128,33 @@ pub mod attributes {
     pub const ORIGINAL_BYTES: &str = "spark-gateway-original-bytes";
 }
 
-/// What a dead-letter copy says about itself, the same for SQS attributes and Kafka headers: its body
-/// (cut at [`DEAD_LETTER_MAX_BODY_BYTES`]) and `(name, value)` pairs, the original length last when the
-/// body was cut.
-fn dead_letter_copy<'a>(
-    message: &'a InboundMessage,
-    rejection: &RequestRejected,
-    event_published: bool,
-) -> (&'a [u8], Vec<(&'static str, String)>) {
-    let (body, original_bytes) = dead_letter_body(&message.body);
-    let mut pairs = vec![
-        (attributes::REASON, reason_code(rejection)),
-        (attributes::MESSAGE, rejection.message.clone()),
-        (attributes::ORIGIN, rejection.origin.locator()),
-    ];
-    if let Some(request_id) = &rejection.request_id {
-        pairs.push((attributes::REQUEST_ID, request_id.clone()));
+impl<'a> DeadLetterCopy<'a> {
+    /// What the copy says about itself, the same for SQS attributes and Kafka headers: its body (cut
+    /// at [`DEAD_LETTER_MAX_BODY_BYTES`]) and `(name, value)` pairs, the original length last when the
+    /// body was cut.
+    fn body_and_attributes(&self) -> (&'a [u8], Vec<(&'static str, String)>) {
+        let Self {
+            message,
+            rejection,
+            event_published,
+        } = *self;
+        let (body, original_bytes) = dead_letter_body(&message.body);
+        let mut pairs = vec![
+            (attributes::REASON, reason_code(rejection)),
+            (attributes::MESSAGE, rejection.message.clone()),
+            (attributes::ORIGIN, rejection.origin.locator()),
+        ];
+        if let Some(request_id) = &rejection.request_id {
+            pairs.push((attributes::REQUEST_ID, request_id.clone()));
+        }
+        if !event_published {
+            pairs.push((attributes::EVENT_PUBLISHED, "false".into()));
+        }
+        if let Some(bytes) = original_bytes {
+            pairs.push((attributes::ORIGINAL_BYTES, bytes.to_string()));
+        }
+        (body, pairs)
     }
-    if !event_published {
-        pairs.push((attributes::EVENT_PUBLISHED, "false".into()));
-    }
-    if let Some(bytes) = original_bytes {
-        pairs.push((attributes::ORIGINAL_BYTES, bytes.to_string()));
-    }
-    (body, pairs)
 }
 
 fn reason_code(rejection: &RequestRejected) -> String {
@@ -288,13 +294,8 @@ fn text_attribute(value: &str) -> MessageAttributeValue {
 }
 
 impl DeadLetterSink for SqsDeadLetter {
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
-    ) -> Result<(), SinkError> {
-        let (body, pairs) = dead_letter_copy(message, rejection, event_published);
+    async fn dead_letter(&self, copy: &DeadLetterCopy<'_>) -> Result<(), SinkError> {
+        let (body, pairs) = copy.body_and_attributes();
         let mut send = self
             .client
             .send_message()
@@ -338,19 +339,14 @@ impl KafkaDeadLetter {
 }
 
 impl DeadLetterSink for KafkaDeadLetter {
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        rejection: &RequestRejected,
-        event_published: bool,
-    ) -> Result<(), SinkError> {
-        let (body, pairs) = dead_letter_copy(message, rejection, event_published);
+    async fn dead_letter(&self, copy: &DeadLetterCopy<'_>) -> Result<(), SinkError> {
+        let (body, pairs) = copy.body_and_attributes();
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let headers = spark_gateway_kafka::headers(&pairs);
         let mut record = FutureRecord::<Vec<u8>, [u8]>::to(&self.topic)
             .payload(body)
             .headers(headers);
-        if let Some(key) = &message.key {
+        if let Some(key) = &copy.message.key {
             record = record.key(key);
         }
         send_acknowledged(&self.producer, record).await

@@ -5,7 +5,7 @@ use spark_gateway::{Deleted, Submitted};
 use spark_gateway_events::{
     AppliedResult, FieldViolation, MessageOrigin, RejectionReason, RequestRejected,
 };
-use spark_gateway_handlers::batch::{HELD_BACK, process_batch, process_partitions};
+use spark_gateway_handlers::batch::{BatchRunner, HELD_BACK};
 use spark_gateway_handlers::fakes::{
     Behaviour, FakeGateway, FakeSinks, delete, kafka_record, sqs, submit,
 };
@@ -177,13 +177,12 @@ async fn messages_for_one_application_keep_their_order_and_wait_for_a_retried_pr
         sqs(&delete("d-a", "a"), 2, 1),
         sqs(&delete("d-b", "b"), 3, 1),
     ];
-    let outcomes = process_batch(
-        &processor,
-        &messages,
-        InboundMessage::ordering_key,
-        &sinks,
-        4,
-    )
+    let outcomes = BatchRunner {
+        processor: &processor,
+        dead_letters: &sinks,
+        max_concurrency: 4,
+    }
+    .process_batch(&messages, InboundMessage::ordering_key)
     .await;
     assert!(
         matches!(&outcomes[0], Outcome::Retry(reason) if reason.contains("connection refused"))
@@ -251,13 +250,12 @@ async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() 
     let ledger = MemoryLedger::default();
     let sinks = FakeSinks::default();
     let first = FakeGateway::with(&[("x", Behaviour::FailTransiently)]);
-    let outcomes = process_partitions(
-        &Processor::new(&first, &sinks, 5),
-        &batch,
-        &ledger,
-        &sinks,
-        4,
-    )
+    let outcomes = BatchRunner {
+        processor: &Processor::new(&first, &sinks, 5),
+        dead_letters: &sinks,
+        max_concurrency: 4,
+    }
+    .process_partitions(&batch, &ledger)
     .await;
     let retries: Vec<usize> = (0..outcomes.len())
         .filter(|i| !outcomes[*i].is_final())
@@ -272,13 +270,12 @@ async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() 
     assert_eq!(ledger.writes(), [(partition(0), 20), (partition(0), 21)]);
 
     let replay = FakeGateway::default();
-    let outcomes = process_partitions(
-        &Processor::new(&replay, &sinks, 5),
-        &batch,
-        &ledger,
-        &sinks,
-        4,
-    )
+    let outcomes = BatchRunner {
+        processor: &Processor::new(&replay, &sinks, 5),
+        dead_letters: &sinks,
+        max_concurrency: 4,
+    }
+    .process_partitions(&batch, &ledger)
     .await;
     assert!(outcomes.iter().all(Outcome::is_final), "{outcomes:?}");
     let mut calls = replay.calls();
@@ -300,13 +297,12 @@ async fn a_replayed_kafka_batch_does_not_re_apply_what_a_later_record_changed() 
             "{id}: {announced:?}"
         );
     }
-    let outcomes = process_partitions(
-        &Processor::new(&replay, &sinks, 5),
-        &batch[..2],
-        &ledger,
-        &sinks,
-        4,
-    )
+    let outcomes = BatchRunner {
+        processor: &Processor::new(&replay, &sinks, 5),
+        dead_letters: &sinks,
+        max_concurrency: 4,
+    }
+    .process_partitions(&batch[..2], &ledger)
     .await;
     assert_eq!(outcomes, [Outcome::Replayed, Outcome::Replayed]);
 }
@@ -337,13 +333,12 @@ async fn a_second_change_of_an_application_waits_while_the_ledger_cannot_record_
         kafka_record(0, 3, delete("d-a", "a")),
         kafka_record(0, 4, delete("d-b", "b")),
     ];
-    let outcomes = process_partitions(
-        &Processor::new(&gateway, &sinks, 5),
-        &batch,
-        &BrokenLedger,
-        &sinks,
-        4,
-    )
+    let outcomes = BatchRunner {
+        processor: &Processor::new(&gateway, &sinks, 5),
+        dead_letters: &sinks,
+        max_concurrency: 4,
+    }
+    .process_partitions(&batch, &BrokenLedger)
     .await;
     assert!(outcomes[0].is_final() && outcomes[1].is_final());
     assert!(matches!(&outcomes[2], Outcome::Retry(reason) if reason.contains("unavailable")));

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use spark_gateway_events::MessageOrigin;
-use spark_gateway_handlers::batch::{process_batch, process_partitions};
+use spark_gateway_handlers::batch::BatchRunner;
 use spark_gateway_handlers::replay::PositionLedger;
 use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher};
 use spark_gateway_handlers::{InboundMessage, Operations, Outcome, Processor};
@@ -143,14 +143,14 @@ where
 {
     let (ids, messages): (Vec<String>, Vec<InboundMessage>) =
         sqs_messages(event).into_iter().unzip();
-    let outcomes = process_batch(
+    let runner = BatchRunner {
         processor,
-        &messages,
-        InboundMessage::ordering_key,
         dead_letters,
         max_concurrency,
-    )
-    .await;
+    };
+    let outcomes = runner
+        .process_batch(&messages, InboundMessage::ordering_key)
+        .await;
     let mut response = SqsBatchResponse::default();
     for (id, outcome) in ids.into_iter().zip(outcomes) {
         if !outcome.is_final() {
@@ -246,8 +246,12 @@ where
     D: DeadLetterSink,
     L: PositionLedger,
 {
-    let outcomes =
-        process_partitions(processor, messages, ledger, dead_letters, max_concurrency).await;
+    let runner = BatchRunner {
+        processor,
+        dead_letters,
+        max_concurrency,
+    };
+    let outcomes = runner.process_partitions(messages, ledger).await;
     let retries: Vec<&Outcome> = outcomes.iter().filter(|o| !o.is_final()).collect();
     match retries.first() {
         None => Ok(outcomes.len()),

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use spark_gateway_consumer::{kafka, sqs};
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
+use spark_gateway_handlers::sqs::SqsQueue;
 use spark_gateway_ops::Health;
 use tokio::sync::watch;
 
@@ -82,8 +83,7 @@ async fn main() -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(queue_url) = args.sqs_queue_url.clone() {
         let source = sqs::SqsSource {
-            client: aws_sdk_sqs::Client::new(&aws),
-            queue_url,
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
             wait_seconds: 20,
             visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds),
             max_concurrency: handlers.max_concurrency,

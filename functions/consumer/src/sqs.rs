@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use spark_gateway_events::MessageOrigin;
 use spark_gateway_handlers::batch::BatchRunner;
 use spark_gateway_handlers::sinks::{DeadLetterSink, EventPublisher};
+use spark_gateway_handlers::sqs::{SQS_BATCH_LIMIT, SqsError, SqsQueue};
 use spark_gateway_handlers::{InboundMessage, Operations, Processor};
 use tokio::sync::watch;
 
@@ -17,36 +15,14 @@ use crate::backoff;
 /// Where and how to poll.
 #[derive(Debug, Clone)]
 pub struct SqsSource {
-    /// The SQS client.
-    pub client: aws_sdk_sqs::Client,
     /// The request queue.
-    pub queue_url: String,
+    pub queue: SqsQueue,
     /// Long-poll wait, seconds (at most 20).
     pub wait_seconds: i32,
     /// How long a received message stays invisible; extended while it is processed.
     pub visibility_timeout: Duration,
     /// Applications processed at once.
     pub max_concurrency: usize,
-}
-
-/// An SQS call failed.
-#[derive(Debug, thiserror::Error)]
-#[error("SQS {operation} failed")]
-pub struct SqsError {
-    /// The call.
-    pub operation: &'static str,
-    /// Why.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
-    operation: &'static str,
-) -> impl Fn(E) -> SqsError {
-    move |error| SqsError {
-        operation,
-        source: error.into(),
-    }
 }
 
 fn inbound(queue_url: &str, message: &Message) -> InboundMessage {
@@ -133,11 +109,12 @@ where
 async fn joined(
     finishing: tokio::task::JoinHandle<Result<u64, SqsError>>,
 ) -> Result<u64, SqsError> {
-    finishing.await.map_err(sqs_error("DeleteMessageBatch"))?
+    // The task only fails by panicking inside the delete calls.
+    finishing.await.map_err(|error| SqsError {
+        operation: "DeleteMessageBatch",
+        source: error.into(),
+    })?
 }
-
-/// SQS's most messages per receive and per batch call.
-const SQS_BATCH: usize = 10;
 
 /// One long poll, topped up by two short polls when it came back full, so one batch of work holds up
 /// to 30 messages and shares its fixed costs (visibility, deletes) among them; `None` when `shutdown`
@@ -150,7 +127,7 @@ async fn receive(
         received = receive_once(source, source.wait_seconds) => received?,
         _ = shutdown.changed() => return Ok(None),
     };
-    if messages.len() == SQS_BATCH {
+    if messages.len() == SQS_BATCH_LIMIT {
         let (first, second) = tokio::join!(receive_once(source, 0), receive_once(source, 0));
         for top_up in [first, second] {
             match top_up {
@@ -164,40 +141,26 @@ async fn receive(
 }
 
 async fn receive_once(source: &SqsSource, wait_seconds: i32) -> Result<Vec<Message>, SqsError> {
-    Ok(source
-        .client
-        .receive_message()
-        .queue_url(&source.queue_url)
-        .max_number_of_messages(SQS_BATCH as i32)
-        .wait_time_seconds(wait_seconds)
-        .visibility_timeout(source.visibility_timeout.as_secs() as i32)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
+    source
+        .queue
+        .receive(wait_seconds, source.visibility_timeout)
         .await
-        .map_err(sqs_error("ReceiveMessage"))?
-        .messages
-        .unwrap_or_default())
 }
 
-/// Sets the visibility of `entries`, at most ten per call (SQS's batch limit).
+/// Sets the visibility of each message; a failure only logs (the message then comes back when its
+/// current visibility ends).
 async fn change_visibility(
     source: &SqsSource,
-    entries: Vec<ChangeMessageVisibilityBatchRequestEntry>,
+    receipts: Vec<(&str, Duration)>,
     purpose: &'static str,
 ) {
-    let calls = entries.chunks(SQS_BATCH).map(|chunk| {
-        source
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&source.queue_url)
-            .set_entries(Some(chunk.to_vec()))
-            .send()
-    });
-    for result in futures::future::join_all(calls).await {
-        if let Err(error) = result {
-            tracing::warn!(error = %spark_gateway_core::error_chain(&error), purpose, "could not change message visibility");
-        }
+    if let Err(error) = source.queue.change_visibility(&receipts).await {
+        tracing::warn!(error = %spark_gateway_core::error_chain(&error), purpose, "could not change message visibility");
     }
+}
+
+fn receipt(message: &Message) -> &str {
+    message.receipt_handle.as_deref().unwrap_or_default()
 }
 
 /// Each message's outcome, its batch kept invisible meanwhile.
@@ -214,7 +177,7 @@ where
 {
     let inbound: Vec<InboundMessage> = messages
         .iter()
-        .map(|m| inbound(&source.queue_url, m))
+        .map(|m| inbound(source.queue.url(), m))
         .collect();
     let runner = BatchRunner {
         processor,
@@ -231,8 +194,8 @@ where
         tokio::select! {
             outcomes = &mut work => break outcomes,
             _ = heartbeat.tick() => {
-                let entries = messages.iter().enumerate().map(|(i, m)| visibility_entry(i, m, source.visibility_timeout));
-                change_visibility(source, entries.collect(), "extend while in flight").await;
+                let receipts = messages.iter().map(|m| (receipt(m), source.visibility_timeout));
+                change_visibility(source, receipts.collect(), "extend while in flight").await;
             }
         }
     };
@@ -249,53 +212,22 @@ async fn finish(
     messages: Vec<Message>,
     outcomes: Vec<(u32, bool)>,
 ) -> Result<u64, SqsError> {
-    let finished: Vec<DeleteMessageBatchRequestEntry> = messages
+    let finished: Vec<&str> = messages
         .iter()
         .zip(&outcomes)
-        .enumerate()
-        .filter(|(_, (_, (_, is_final)))| *is_final)
-        .map(|(i, (message, _))| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
-                .build()
-                .expect("id and receipt handle are set")
-        })
+        .filter(|(_, (_, is_final))| *is_final)
+        .map(|(message, _)| receipt(message))
         .collect();
     let completed = finished.len() as u64;
-    // The chunks at once: each is a round trip, and nothing orders them.
-    futures::future::try_join_all(finished.chunks(SQS_BATCH).map(|chunk| {
-        source
-            .client
-            .delete_message_batch()
-            .queue_url(&source.queue_url)
-            .set_entries(Some(chunk.to_vec()))
-            .send()
-    }))
-    .await
-    .map_err(sqs_error("DeleteMessageBatch"))?;
+    source.queue.delete(&finished).await?;
     // Retries come back after a back-off that grows with their delivery count, not after the full
     // visibility timeout.
-    let retries: Vec<ChangeMessageVisibilityBatchRequestEntry> = messages
+    let retries: Vec<(&str, Duration)> = messages
         .iter()
         .zip(&outcomes)
-        .enumerate()
-        .filter(|(_, (_, (_, is_final)))| !*is_final)
-        .map(|(i, (message, (deliveries, _)))| visibility_entry(i, message, backoff(*deliveries)))
+        .filter(|(_, (_, is_final))| !*is_final)
+        .map(|(message, (deliveries, _))| (receipt(message), backoff(*deliveries)))
         .collect();
     change_visibility(&source, retries, "schedule retries").await;
     Ok(completed)
-}
-
-fn visibility_entry(
-    index: usize,
-    message: &Message,
-    timeout: Duration,
-) -> ChangeMessageVisibilityBatchRequestEntry {
-    ChangeMessageVisibilityBatchRequestEntry::builder()
-        .id(index.to_string())
-        .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
-        .visibility_timeout(timeout.as_secs() as i32)
-        .build()
-        .expect("id and receipt handle are set")
 }

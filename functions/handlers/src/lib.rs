@@ -9,10 +9,12 @@
 //!   consumer group's committed offsets).
 //! - [`live`]: the handlers wired to the real gateway, Kafka and SQS from the environment.
 //! - [`sinks`]: the completion topic and dead-letter queue/topic, behind narrow traits.
+//! - [`sqs`]: the SQS adapter, every SQS call of the system (the consumer's polling, dead-letter copies).
 //! - `fakes` (feature `fakes`): the gateway and the sinks in memory, for tests.
 //!
 //! The Lambda event shapes (SQS, Kafka, function URLs) live in `spark-gateway-lambda`, the SQS and Kafka
-//! polling loops in `spark-gateway-consumer`: this crate is transport-neutral.
+//! polling loops in `spark-gateway-consumer` (through [`sqs`] and `spark-gateway-kafka`): this crate's
+//! handling is transport-neutral.
 //!
 //! ```text
 //! SQS / Kafka ─▶ InboundMessage ─▶ Processor ─▶ Gateway (submit / delete)
@@ -29,6 +31,7 @@ pub mod message;
 pub mod processor;
 pub mod replay;
 pub mod sinks;
+pub mod sqs;
 
 pub use message::InboundMessage;
 pub use processor::{Applied, Operations, Outcome, Processor};

@@ -10,6 +10,7 @@ use spark_gateway_events::{CloudEvent, KafkaRecord, RequestApplied, RequestRejec
 use spark_gateway_kafka::{KafkaProducer, KafkaSettings, KafkaSetupError, ProducerProfile};
 
 use crate::message::InboundMessage;
+use crate::sqs::{SqsError, SqsQueue};
 
 /// A sink could not take the message; the request must be retried, not acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,7 @@ pub enum SinkError {
     },
     /// SQS refused or could not be reached.
     #[error("SQS did not accept the dead-letter copy")]
-    Sqs(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Sqs(#[source] SqsError),
     /// No dead-letter destination is configured for this transport.
     #[error("no dead-letter destination configured (set {0})")]
     NotConfigured(&'static str),
@@ -255,16 +256,14 @@ impl KafkaEventPublisher {
 /// Dead-letter copies to an SQS queue, the reason in message attributes.
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetter {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
+    queue: SqsQueue,
 }
 
 impl SqsDeadLetter {
     /// Sends copies to `queue_url`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
-            client,
-            queue_url: queue_url.into(),
+            queue: SqsQueue::new(client, queue_url),
         }
     }
 }
@@ -296,13 +295,7 @@ fn text_attribute(value: &str) -> MessageAttributeValue {
 impl DeadLetterSink for SqsDeadLetter {
     async fn dead_letter(&self, copy: &DeadLetterCopy<'_>) -> Result<(), SinkError> {
         let (body, pairs) = copy.body_and_attributes();
-        let mut send = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
-            .message_body(String::from_utf8_lossy(body));
-        for (name, value) in pairs {
+        let attributes = pairs.into_iter().map(|(name, value)| {
             let attribute = if name == attributes::ORIGINAL_BYTES {
                 MessageAttributeValue::builder()
                     .data_type("Number")
@@ -312,12 +305,13 @@ impl DeadLetterSink for SqsDeadLetter {
             } else {
                 text_attribute(&value)
             };
-            send = send.message_attributes(name, attribute);
-        }
-        send.send()
+            (name, attribute)
+        });
+        self.queue
+            // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
+            .send(String::from_utf8_lossy(body).into_owned(), attributes)
             .await
-            .map(|_| ())
-            .map_err(|e| SinkError::Sqs(e.into()))
+            .map_err(SinkError::Sqs)
     }
 }
 

@@ -91,8 +91,7 @@ pub(super) fn spawn_sqs_consumer(
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(async move {
         let source = SqsSource {
-            client,
-            queue_url,
+            queue: spark_gateway_handlers::sqs::SqsQueue::new(client, queue_url),
             wait_seconds: 1,
             visibility_timeout: Duration::from_secs(30),
             max_concurrency: 4,

@@ -27,7 +27,7 @@ use spark_gateway_events::{DEFAULT_MAX_MESSAGE_BYTES, DecodeLimits};
 use crate::processor::Processor;
 use crate::replay::S3PositionLedger;
 use crate::sinks::{KafkaDeadLetter, KafkaEventPublisher, SqsDeadLetter, kafka_producer};
-use spark_gateway_kafka::{KafkaSettings, KafkaSetupError};
+use spark_gateway_kafka::{KafkaSettings, KafkaSettingsInput, KafkaSetupError};
 
 /// Settings of the request handlers.
 #[derive(Debug, Clone)]
@@ -66,7 +66,13 @@ pub struct ReplayLedgerConfig {
 impl HandlerConfig {
     /// Reads the settings from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests), the configuration
+    /// style of every library of the system: an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let number = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
             var(name).map_or(Ok(default), |v| {
                 v.parse().map_err(|_| ConfigError::Invalid {
@@ -76,11 +82,13 @@ impl HandlerConfig {
             })
         };
         Ok(Self {
-            gateway: GatewayConfig::from_env()?,
-            kafka: KafkaSettings::from_env().map_err(|error| ConfigError::Invalid {
-                what: "the Kafka settings".into(),
-                message: error.to_string(),
-            })?,
+            gateway: GatewayConfig::from_lookup(&lookup)?,
+            kafka: KafkaSettingsInput::from_lookup(&lookup)
+                .into_settings()
+                .map_err(|error| ConfigError::Invalid {
+                    what: "the Kafka settings".into(),
+                    message: error.to_string(),
+                })?,
             kafka_sasl_secret_id: var(spark_gateway_kafka::variables::SASL_SECRET_ID),
             events_topic: var("SPARK_GATEWAY_EVENTS_TOPIC")
                 .unwrap_or_else(|| spark_gateway_events::topics::EVENTS.into()),
@@ -236,4 +244,65 @@ async fn kafka_with_secret(
     settings
         .with_sasl_credentials(secret.username, secret.password)
         .map_err(|error| failed(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<HandlerConfig, ConfigError> {
+        let base = [
+            ("SPARK_GATEWAY_CLUSTER_URL", "https://proxy"),
+            ("SPARK_GATEWAY_ALLOWED_NAMESPACES", "spark-jobs"),
+            ("SPARK_GATEWAY_ALLOW_ANY_IMAGE", "true"),
+            ("SPARK_GATEWAY_APPROLE_FILE", "/etc/approle.json"),
+            ("VAULT_ADDR", "https://vault"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "broker:9092"),
+        ];
+        let vars: HashMap<String, String> = base
+            .iter()
+            .chain(pairs)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HandlerConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_fill_what_is_unset_or_empty() {
+        let config = config(&[("SPARK_GATEWAY_DLQ_URL", "")]).unwrap();
+        assert_eq!(config.events_topic, spark_gateway_events::topics::EVENTS);
+        assert_eq!(config.dlq_topic, spark_gateway_events::topics::DEAD_LETTERS);
+        assert_eq!(config.dlq_url, None, "an empty value is unset");
+        assert_eq!((config.max_deliveries, config.max_concurrency), (5, 8));
+        assert_eq!(config.replay_ledger, None);
+    }
+
+    #[test]
+    fn the_replay_ledger_prefix_defaults_to_the_function() {
+        let config = config(&[
+            ("SPARK_GATEWAY_REPLAY_LEDGER_BUCKET", "ledger"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "job-requests"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.replay_ledger,
+            Some(ReplayLedgerConfig {
+                bucket: "ledger".into(),
+                prefix: "kafka/job-requests/".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_number_is_refused_by_name() {
+        let error = config(&[("SPARK_GATEWAY_MAX_DELIVERIES", "five")]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("SPARK_GATEWAY_MAX_DELIVERIES"),
+            "{message}"
+        );
+        assert!(message.contains("\"five\""), "{message}");
+    }
 }

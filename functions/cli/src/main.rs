@@ -20,6 +20,7 @@ use spark_gateway_events::{
     CompletionEvent, DeleteJobRequest, GetJobStatusRequest, JobRequest, Outcome, RequestId,
     SubmitJobRequest, decode, decode_completion_event,
 };
+use spark_gateway_handlers::sqs::SqsQueue;
 use spark_gateway_kafka::args::KafkaArgs;
 use spark_gateway_kafka::{KafkaContext, KafkaSettings, ProducerProfile};
 
@@ -137,18 +138,12 @@ async fn send(via: Transport, kafka: &KafkaArgs, key: &str, body: &str) -> Resul
     match via {
         Transport::Sqs => {
             spark_gateway::install_crypto_provider();
-            let sqs = aws_sdk_sqs::Client::new(&spark_gateway::aws_sdk_config().await);
-            let queue = env("SPARK_GATEWAY_REQUEST_QUEUE_URL")?;
-            let sent = sqs
-                .send_message()
-                .queue_url(&queue)
-                .message_body(body)
-                .send()
-                .await?;
-            Ok(format!(
-                "SQS message {}",
-                sent.message_id.unwrap_or_default()
-            ))
+            let queue = SqsQueue::new(
+                aws_sdk_sqs::Client::new(&spark_gateway::aws_sdk_config().await),
+                env("SPARK_GATEWAY_REQUEST_QUEUE_URL")?,
+            );
+            let message_id = queue.send(body.to_string(), []).await?;
+            Ok(format!("SQS message {message_id}"))
         }
         Transport::Kafka => {
             let topic = env("SPARK_GATEWAY_REQUEST_TOPIC")?;

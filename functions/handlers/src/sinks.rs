@@ -311,6 +311,7 @@ impl DeadLetterSink for SqsDeadLetter {
             // SQS bodies are text; a body that was not UTF-8 could not have arrived through SQS.
             .send(String::from_utf8_lossy(body).into_owned(), attributes)
             .await
+            .map(|_| ())
             .map_err(SinkError::Sqs)
     }
 }

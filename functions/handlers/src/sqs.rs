@@ -132,12 +132,12 @@ impl SqsQueue {
             })
     }
 
-    /// Sends one message with its attributes.
+    /// Sends one message with its attributes; returns its message id.
     pub async fn send(
         &self,
         body: String,
         attributes: impl IntoIterator<Item = (&'static str, MessageAttributeValue)>,
-    ) -> Result<(), SqsError> {
+    ) -> Result<String, SqsError> {
         let mut send = self
             .client
             .send_message()
@@ -148,7 +148,7 @@ impl SqsQueue {
         }
         send.send()
             .await
-            .map(|_| ())
+            .map(|sent| sent.message_id.unwrap_or_default())
             .map_err(sqs_error("SendMessage"))
     }
 }

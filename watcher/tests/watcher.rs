@@ -18,11 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kube_emulator::{EmulatorConfig, RunningEmulator};
-use operator_sim::{SCENARIO_KEY, STEP_MILLIS_KEY, Scenario, Settings, SimConfig};
+use kube_emulator::EmulatorConfig;
+use operator_sim::{SCENARIO_KEY, STEP_MILLIS_KEY, Scenario};
 use serde_json::{Value, json};
 use spark_gateway_core::apache_v1::HAPPY_PATH;
 use spark_gateway_events::{
@@ -30,7 +29,7 @@ use spark_gateway_events::{
     Phase, decode_completion_event,
 };
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic};
-use spark_gateway_harness::{LocalWorld, WATCHER_ACCOUNT, deployed_rbac};
+use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, WATCHER_ACCOUNT, deployed_rbac};
 use spark_gateway_watcher::envelope::OutgoingRecord;
 use spark_gateway_watcher::keys::{
     CHECKPOINT_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL,
@@ -68,87 +67,57 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// An emulated cluster with the operator simulator running against it.
 struct Cluster {
-    emulator: RunningEmulator,
-    /// The admin client: the test's own setup and checks, and the operator simulator.
+    cluster: TestCluster,
+    /// The admin client: the test's own setup and checks (the operator simulator has its own).
     client: Client,
     /// The watcher's ServiceAccount token: exactly what the deployed RBAC grants it.
     watcher_token: String,
     watcher_client: Client,
     apps: Api<DynamicObject>,
-    simulator_stop: Option<oneshot::Sender<()>>,
-    simulator: JoinHandle<operator_sim::Result<()>>,
+}
+
+/// The emulator of these tests: [`NAMESPACE`], [`LEASE_NAMESPACE`] and the deployed RBAC.
+fn emulator_config() -> EmulatorConfig {
+    spark_gateway_harness::emulator_config(&[NAMESPACE, LEASE_NAMESPACE], deployed_rbac())
 }
 
 impl Cluster {
     async fn start() -> Self {
-        Self::start_with(EmulatorConfig::for_tests()).await
+        Self::start_with(emulator_config()).await
     }
 
-    /// Like [`Cluster::start`] with an emulator configured by the caller (namespace added here).
+    /// Like [`Cluster::start`] with an emulator configured by the caller (from [`emulator_config`]).
     async fn start_with(config: EmulatorConfig) -> Self {
         spark_gateway_harness::init_tracing();
-        let config = deployed_rbac().into_iter().fold(
-            config
-                .with_namespace(NAMESPACE)
-                .with_namespace(LEASE_NAMESPACE),
-            EmulatorConfig::with_rbac_manifest,
-        );
-        let emulator = kube_emulator::start(config)
-            .await
-            .expect("the Kubernetes emulator starts");
-        let client = client_with(&emulator, &emulator.token()).await;
-        let watcher_token = kube_emulator::random_token();
-        let (namespace, name) = WATCHER_ACCOUNT;
-        emulator
-            .control()
-            .add_service_account_token(&watcher_token, namespace, name);
-        let watcher_client = client_with(&emulator, &watcher_token).await;
-        let apps = Api::namespaced_with(client.clone(), NAMESPACE, &operator_sim::api_resource());
-
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let sim_config = SimConfig {
-            defaults: Settings {
-                scenario: Scenario::Success,
-                step: Duration::from_millis(300),
-            },
-            ..SimConfig::default()
+        let sim = SimDefaults {
+            scenario: Scenario::Success,
+            step: Duration::from_millis(300),
         };
-        let sim_client = client.clone();
-        let simulator = tokio::spawn(async move {
-            operator_sim::run_with_ready(
-                sim_client,
-                sim_config,
-                move || {
-                    let _ = ready_tx.send(());
-                },
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
+        let cluster = TestCluster::start_on(config, sim.into())
             .await
-        });
-        tokio::time::timeout(WAIT, ready_rx)
-            .await
-            .expect("the operator simulator lists applications in time")
-            .expect("the simulator signals readiness");
+            .expect("the Kubernetes emulator starts and the operator simulator lists applications");
+        let client = cluster.client().await.expect("an admin client");
+        let watcher_token = cluster.service_account_token(WATCHER_ACCOUNT);
+        let watcher_client = cluster
+            .client_with_token(&watcher_token)
+            .expect("the watcher's client");
+        let apps = Api::namespaced_with(client.clone(), NAMESPACE, &operator_sim::api_resource());
         Self {
-            emulator,
+            cluster,
             client,
             watcher_token,
             watcher_client,
             apps,
-            simulator_stop: Some(stop_tx),
-            simulator,
         }
     }
 
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.simulator_stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.simulator.await;
-        self.emulator.shutdown().await;
+    async fn shutdown(self) {
+        self.cluster.shutdown().await;
+    }
+
+    /// Fault controls and statistics of the emulator.
+    fn control(&self) -> kube_emulator::Control {
+        self.cluster.control()
     }
 
     /// Creates a managed application; returns its uid.
@@ -219,20 +188,12 @@ impl Cluster {
             .and_then(|spec| spec.holder_identity)
     }
 
-    fn kubeconfig_file(&self, dir: &tempfile::TempDir) -> PathBuf {
-        let path = dir.path().join("kubeconfig");
-        std::fs::write(&path, self.emulator.kubeconfig_yaml(&self.watcher_token))
-            .expect("write kubeconfig");
-        path
+    /// A kubeconfig file with the watcher's token (for the binary).
+    fn kubeconfig_file(&self) -> PathBuf {
+        self.cluster
+            .write_kubeconfig(&self.watcher_token)
+            .expect("write kubeconfig")
     }
-}
-
-async fn client_with(emulator: &RunningEmulator, token: &str) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&emulator.kubeconfig_yaml(token)).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig usable");
-    Client::try_from(config).expect("client")
 }
 
 fn current_state(object: &DynamicObject) -> Option<String> {
@@ -1000,7 +961,7 @@ async fn the_binary_serves_operations_endpoints_and_remove_finalizers_strips_onl
     let topic = new_topic(&bootstrap).await;
     let cluster = Cluster::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let kubeconfig = cluster.kubeconfig_file(&dir);
+    let kubeconfig = cluster.kubeconfig_file();
     let listen = free_address();
     let log = dir.path().join("watcher.log");
     let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_spark-gateway-watcher"))
@@ -1259,7 +1220,7 @@ async fn the_binary_publishes_over_tls_with_scram() {
         .expect("a topic on the secure broker");
     let cluster = Cluster::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let kubeconfig = cluster.kubeconfig_file(&dir);
+    let kubeconfig = cluster.kubeconfig_file();
     let listen = free_address();
     let log = dir.path().join("watcher.log");
     let _service = tokio::process::Command::new(env!("CARGO_BIN_EXE_spark-gateway-watcher"))

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 /// An emulator with the simulator attached.
 pub struct TestCluster {
     emulator: RunningEmulator,
-    simulator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    simulator: Option<(oneshot::Sender<()>, JoinHandle<operator_sim::Result<()>>)>,
     dir: tempfile::TempDir,
 }
 
@@ -62,18 +62,39 @@ pub fn deployed_rbac() -> Vec<RbacManifest> {
     ]
 }
 
-impl TestCluster {
-    /// Starts the emulator (TLS, one random admin token, the [`deployed_rbac`]) with `namespaces` and
-    /// the simulator.
-    pub async fn start(namespaces: &[&str], sim: SimDefaults) -> Result<Self> {
-        let config = SimConfig {
+impl From<SimDefaults> for SimConfig {
+    fn from(sim: SimDefaults) -> Self {
+        Self {
             defaults: Settings {
                 scenario: sim.scenario,
                 step: sim.step,
             },
-            ..SimConfig::default()
-        };
-        Self::start_with(namespaces, config).await
+            ..Self::default()
+        }
+    }
+}
+
+/// How long a (re)started simulator may take to list the applications and be ready.
+const SIMULATOR_READY: Duration = Duration::from_secs(30);
+
+/// The emulator configuration of [`TestCluster::start_with_rbac`]: TLS, one random admin token, the
+/// Apache Spark CRD, `namespaces` (and `default`), authorizing with `rbac`. A test wanting more (a
+/// watch preset, say) changes it and starts it with [`TestCluster::start_on`].
+pub fn emulator_config(namespaces: &[&str], rbac: Vec<RbacManifest>) -> EmulatorConfig {
+    let config = namespaces
+        .iter()
+        .fold(EmulatorConfig::for_tests(), |config, namespace| {
+            config.with_namespace(*namespace)
+        });
+    rbac.into_iter()
+        .fold(config, EmulatorConfig::with_rbac_manifest)
+}
+
+impl TestCluster {
+    /// Starts the emulator (TLS, one random admin token, the [`deployed_rbac`]) with `namespaces` and
+    /// the simulator.
+    pub async fn start(namespaces: &[&str], sim: SimDefaults) -> Result<Self> {
+        Self::start_with(namespaces, sim.into()).await
     }
 
     /// [`Self::start`] with a whole simulator configuration (real Spark, for one).
@@ -87,13 +108,12 @@ impl TestCluster {
         sim: SimConfig,
         rbac: Vec<RbacManifest>,
     ) -> Result<Self> {
-        let mut config = EmulatorConfig::for_tests();
-        for namespace in namespaces {
-            config = config.with_namespace(*namespace);
-        }
-        for manifest in rbac {
-            config = config.with_rbac_manifest(manifest);
-        }
+        Self::start_on(emulator_config(namespaces, rbac), sim).await
+    }
+
+    /// Starts an emulator with exactly this configuration (it must serve TLS; see [`emulator_config`])
+    /// and the simulator, and waits until the simulator is ready.
+    pub async fn start_on(config: EmulatorConfig, sim: SimConfig) -> Result<Self> {
         let emulator = kube_emulator::start(config)
             .await
             .context("starting the Kubernetes API emulator")?;
@@ -113,17 +133,10 @@ impl TestCluster {
 
     /// Starts the simulator (again), with an admin client of its own.
     pub async fn start_simulator(&mut self, sim: SimDefaults) -> Result<()> {
-        let config = SimConfig {
-            defaults: Settings {
-                scenario: sim.scenario,
-                step: sim.step,
-            },
-            ..SimConfig::default()
-        };
-        self.start_simulator_with(config).await
+        self.start_simulator_with(sim.into()).await
     }
 
-    /// Starts the simulator (again) with this configuration.
+    /// Starts the simulator (again) with this configuration, stopping a running one first.
     pub async fn start_simulator_with(&mut self, config: SimConfig) -> Result<()> {
         self.stop_simulator().await;
         let client = self.client().await?;
@@ -133,17 +146,20 @@ impl TestCluster {
             let ready = move || {
                 let _ = ready_tx.send(());
             };
-            if let Err(error) = operator_sim::run_with_ready(client, config, ready, async {
+            let result = operator_sim::run_with_ready(client, config, ready, async {
                 let _ = stopped.await;
             })
-            .await
-            {
+            .await;
+            if let Err(error) = &result {
                 tracing::error!(%error, "operator simulator stopped with an error");
             }
+            result
         });
-        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        tokio::time::timeout(SIMULATOR_READY, ready_rx)
             .await
-            .context("operator simulator did not become ready in 10 s")?
+            .with_context(|| {
+                format!("operator simulator did not become ready in {SIMULATOR_READY:?}")
+            })?
             .context("operator simulator exited before becoming ready")?;
         self.simulator = Some((stop, task));
         Ok(())
@@ -151,10 +167,19 @@ impl TestCluster {
 
     /// Stops the simulator (applications then stay in their current state).
     pub async fn stop_simulator(&mut self) {
-        if let Some((stop, task)) = self.simulator.take() {
-            let _ = stop.send(());
-            let _ = task.await;
-        }
+        let _ = self.finish_simulator().await;
+    }
+
+    /// [`Self::stop_simulator`], saying how the simulator ended: an error if it failed or panicked
+    /// (`Ok` too when none was running).
+    pub async fn finish_simulator(&mut self) -> Result<()> {
+        let Some((stop, task)) = self.simulator.take() else {
+            return Ok(());
+        };
+        let _ = stop.send(());
+        task.await
+            .context("the operator simulator's task")?
+            .context("the operator simulator")
     }
 
     /// The emulator.
@@ -198,11 +223,12 @@ impl TestCluster {
 
     /// A kube client with the admin token.
     pub async fn client(&self) -> Result<kube::Client> {
-        client_for(
-            &self.emulator.base_url(),
-            &self.ca_file(),
-            &self.emulator.token(),
-        )
+        self.client_with_token(&self.emulator.token())
+    }
+
+    /// A kube client sending `token` (a [`Self::service_account_token`], say).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client> {
+        client_for(&self.emulator.base_url(), &self.ca_file(), token)
     }
 
     /// Shuts everything down.

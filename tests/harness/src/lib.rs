@@ -16,7 +16,9 @@ pub mod kafka;
 pub mod names;
 pub mod world;
 
-pub use cluster::{GATEWAY_ACCOUNT, SimDefaults, TestCluster, WATCHER_ACCOUNT, deployed_rbac};
+pub use cluster::{
+    GATEWAY_ACCOUNT, SimDefaults, TestCluster, WATCHER_ACCOUNT, deployed_rbac, emulator_config,
+};
 pub use names::unique_name;
 pub use world::LocalWorld;
 

@@ -2,22 +2,20 @@
 //! Apache Spark CRD with its status subresource and schema): lifecycles per scenario, delete
 //! handling, TTL, conflicts, a restarted simulator, and a few hundred applications at once.
 //!
-//! Each test starts its own emulator and simulator in-process on a free port.
+//! Each test starts its own emulator and simulator in-process on a free port (the harness's
+//! `TestCluster`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Config};
-use kube_emulator::{EmulatorConfig, ErrorRule, RunningEmulator};
+use kube_emulator::{EmulatorConfig, ErrorRule};
 use operator_sim::model::{ApplicationStatus, StateSummary, messages};
-use operator_sim::{FINALIZER, SCENARIO_KEY, STEP_MILLIS_KEY, Scenario, Settings, SimConfig};
+use operator_sim::{FINALIZER, SCENARIO_KEY, STEP_MILLIS_KEY, Scenario, SimConfig};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use spark_gateway_harness::{SimDefaults, TestCluster};
 
 const NAMESPACE: &str = "spark-jobs";
 const WAIT: Duration = Duration::from_secs(20);
@@ -27,68 +25,58 @@ use StateSummary::*;
 use spark_gateway_core::apache_v1::HAPPY_PATH;
 
 struct World {
-    emulator: RunningEmulator,
-    client: Client,
+    cluster: TestCluster,
     apps: Api<DynamicObject>,
 }
 
+/// The simulator of these tests: a 40 ms default step.
+fn sim_config() -> SimConfig {
+    SimDefaults {
+        scenario: Scenario::Success,
+        step: Duration::from_millis(40),
+    }
+    .into()
+}
+
 impl World {
+    /// Starts an emulator and a simulator against it, and waits until the simulator is ready.
     async fn start() -> Self {
         // RUST_LOG=operator_sim=debug shows the simulator's decisions in failing tests.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let emulator = kube_emulator::start(EmulatorConfig::for_tests().with_namespace(NAMESPACE))
-            .await
-            .expect("emulator starts");
-        let yaml = emulator.kubeconfig_yaml(&emulator.token());
-        let kubeconfig = Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig usable");
-        let client = Client::try_from(config).expect("client builds");
-        let apps = Api::namespaced_with(client.clone(), NAMESPACE, &operator_sim::api_resource());
-        Self {
-            emulator,
-            client,
-            apps,
-        }
+        let cluster = TestCluster::start_on(
+            EmulatorConfig::for_tests().with_namespace(NAMESPACE),
+            sim_config(),
+        )
+        .await
+        .expect("emulator starts, simulator ready in time");
+        let client = cluster.client().await.expect("client builds");
+        let apps = Api::namespaced_with(client, NAMESPACE, &operator_sim::api_resource());
+        Self { cluster, apps }
     }
 
-    /// Starts a simulator with a 40 ms default step and waits until it is ready.
-    async fn simulator(&self) -> Simulator {
-        let config = SimConfig {
-            defaults: Settings {
-                scenario: Scenario::Success,
-                step: Duration::from_millis(40),
-            },
-            ..SimConfig::default()
-        };
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let client = self.client.clone();
-        let task = tokio::spawn(async move {
-            operator_sim::run_with_ready(
-                client,
-                config,
-                move || {
-                    let _ = ready_tx.send(());
-                },
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
+    /// Stops the simulator, which must end cleanly.
+    async fn stop_simulator(&mut self) {
+        self.cluster
+            .finish_simulator()
             .await
-        });
-        tokio::time::timeout(WAIT, ready_rx)
+            .expect("simulator ends cleanly");
+    }
+
+    /// Starts a new simulator and waits until it is ready.
+    async fn start_simulator(&mut self) {
+        self.cluster
+            .start_simulator_with(sim_config())
             .await
-            .expect("simulator ready in time")
-            .expect("ready signalled");
-        Simulator {
-            stop: stop_tx,
-            task,
-        }
+            .expect("simulator ready in time");
+    }
+
+    /// Stops the simulator (cleanly) and the emulator.
+    async fn shutdown(mut self) {
+        self.stop_simulator().await;
+        self.cluster.shutdown().await;
     }
 
     async fn create(&self, name: &str, annotations: &[(&str, &str)], tolerations: Value) {
@@ -147,21 +135,6 @@ impl World {
     }
 }
 
-struct Simulator {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<operator_sim::Result<()>>,
-}
-
-impl Simulator {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .expect("simulator task")
-            .expect("simulator ends cleanly");
-    }
-}
-
 fn history(status: &ApplicationStatus) -> Vec<StateSummary> {
     status
         .state_transition_history
@@ -177,7 +150,6 @@ fn keys(status: &ApplicationStatus) -> Vec<u64> {
 #[tokio::test]
 async fn success_runs_the_happy_path_and_a_delete_only_drops_the_finalizer() {
     let world = World::start().await;
-    let sim = world.simulator().await;
     world.create("pi", &[], json!({})).await;
 
     let status = world.wait_for("pi", ResourceReleased).await;
@@ -197,14 +169,12 @@ async fn success_runs_the_happy_path_and_a_delete_only_drops_the_finalizer() {
         .unwrap();
     world.wait_gone("pi").await;
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn annotations_choose_each_scenario() {
     let world = World::start().await;
-    let sim = world.simulator().await;
     let cases: [(&str, Scenario, &[StateSummary]); 4] = [
         (
             "fails",
@@ -290,14 +260,12 @@ async fn annotations_choose_each_scenario() {
         .collect();
     assert_eq!(previous_states.last(), Some(&Failed));
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn deleting_a_running_application_records_the_shutdown() {
     let world = World::start().await;
-    let sim = world.simulator().await;
 
     // Watch from before the creation to see every status the simulator writes.
     let api = world.apps.clone();
@@ -346,28 +314,24 @@ async fn deleting_a_running_application_records_the_shutdown() {
         ]
     );
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn ttl_after_stop_deletes_the_application() {
     let world = World::start().await;
-    let sim = world.simulator().await;
     world
         .create("short-lived", &[], json!({"ttlAfterStopMillis": 300}))
         .await;
     world.wait_for("short-lived", ResourceReleased).await;
     world.wait_gone("short-lived").await;
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn retained_resources_stay_until_the_retain_duration() {
     let world = World::start().await;
-    let sim = world.simulator().await;
     world
         .create(
             "kept",
@@ -392,15 +356,13 @@ async fn retained_resources_stay_until_the_retain_duration() {
         ]
     );
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn conflicts_and_server_errors_are_retried() {
     let world = World::start().await;
-    let sim = world.simulator().await;
-    let control = world.emulator.control();
+    let control = world.cluster.control();
     control.inject_errors(ErrorRule::next("update", 409, 2).for_resource("sparkapplications"));
     control.inject_errors(ErrorRule::next("patch", 500, 1).for_resource("sparkapplications"));
     world.create("bumpy", &[], json!({})).await;
@@ -408,31 +370,28 @@ async fn conflicts_and_server_errors_are_retried() {
     let status = world.wait_for("bumpy", ResourceReleased).await;
     assert_eq!(history(&status), HAPPY_PATH);
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_restarted_simulator_continues_from_the_status() {
-    let world = World::start().await;
-    let first = world.simulator().await;
+    let mut world = World::start().await;
     world
         .create("resumed", &[(STEP_MILLIS_KEY, "150")], json!({}))
         .await;
     world.wait_for("resumed", DriverStarted).await;
-    first.stop().await;
+    world.stop_simulator().await;
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let frozen = world.status("resumed").await.unwrap();
     assert!(frozen.current_state.current_state_summary <= DriverReady);
 
-    let second = world.simulator().await;
+    world.start_simulator().await;
     let status = world.wait_for("resumed", ResourceReleased).await;
     assert_eq!(history(&status), HAPPY_PATH);
     assert_eq!(keys(&status), [0, 1, 2, 3, 4, 5, 6]);
 
-    second.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test]
@@ -443,7 +402,6 @@ async fn hundreds_of_applications_finish() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(300);
     let world = World::start().await;
-    let sim = world.simulator().await;
     let names: Vec<String> = (0..count).map(|i| format!("bulk-{i:04}")).collect();
     let creates = futures::stream::iter(
         names
@@ -482,6 +440,5 @@ async fn hundreds_of_applications_finish() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    sim.stop().await;
-    world.emulator.shutdown().await;
+    world.shutdown().await;
 }

@@ -66,11 +66,11 @@ fn outcome_of(scenario: &str) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_compactions_and_dropped_watches_every_transition_of_500_applications_is_published_once()
  {
-    let config = EmulatorConfig::for_tests().with_watch_preset(WatchPreset::Realistic {
+    let config = emulator_config().with_watch_preset(WatchPreset::Realistic {
         time_scale: TIME_SCALE,
     });
     let cluster = Cluster::start_with(config).await;
-    let control = cluster.emulator.control();
+    let control = cluster.control();
     let sink = RecordingSink::default();
     let watcher = Watcher::start(&cluster, sink.clone(), "realistic", true);
     let at_start = control.stats();

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::request::RequestAction;
-use crate::state::{ApplicationState, Outcome, Phase};
+use crate::state::{ApplicationState, FailureDetail, Outcome, Phase};
+use crate::usage::Usage;
 
 /// The CloudEvents `type` of [`ApplicationStateChanged`].
 pub const STATE_CHANGED_EVENT_TYPE: &str = "io.spark-gateway.application.state-changed.v1";
@@ -57,6 +58,12 @@ pub struct ApplicationStateChanged {
     /// How the application ended; present exactly on the event that ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Why it failed, on the event that ends a failed or cancelled application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureDetail>,
+    /// What it used, on the event that ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 impl EventData for ApplicationStateChanged {

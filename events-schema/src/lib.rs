@@ -5,6 +5,7 @@
 //! - [`request`]: what producers send: [`JobRequest`] (submit or delete, on the request queue or topic)
 //!   and [`GetJobStatusRequest`] (to the status function).
 //! - [`status`]: the status function's answer, [`GetJobStatusResponse`].
+//! - [`record`]: the [`JobRecord`] kept after the cluster object is gone; [`usage`]: what a job used.
 //! - [`state`]: the operator-neutral [`Phase`] and [`Outcome`], and the operator's 17 [`ApplicationState`]s.
 //! - [`events`]: what subscribers receive on the completion topic: [`ApplicationStateChanged`],
 //!   [`RequestApplied`] and [`RequestRejected`], each in a [`CloudEvent`].
@@ -28,10 +29,12 @@ pub mod cloudevent;
 pub mod decode;
 pub mod events;
 pub mod ids;
+pub mod record;
 pub mod request;
 pub mod schema;
 pub mod state;
 pub mod status;
+pub mod usage;
 
 /// The default topic names (the AsyncAPI document's channels); every component takes these unless
 /// configured otherwise.
@@ -57,11 +60,15 @@ pub use events::{
     state_changed_event_id, truncate_chars,
 };
 pub use ids::{IdError, RequestId, TraceParent};
+pub use record::{AttemptHistory, HistoryPosition, JOB_RECORD_VERSION, JobRecord};
 pub use request::{
-    ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest, DriverResources,
-    ExecutorResources, GetJobStatusRequest, ImagePullPolicy, InstanceConfig, JobRequest,
-    RequestAction, ResourceRetainPolicy, RestartConfig, RestartPolicy, RuntimeVersions,
-    SparkApplicationType, SubmitJobRequest,
+    AmbiguousLookup, ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest,
+    DriverResources, ExecutorResources, GetJobStatusRequest, ImagePullPolicy, InstanceConfig,
+    JobLookup, JobRequest, RequestAction, ResourceRetainPolicy, RestartConfig, RestartPolicy,
+    RuntimeVersions, SparkApplicationType, SubmitJobRequest,
 };
-pub use state::{ApplicationState, FailureReason, Outcome, Phase, UnknownState};
-pub use status::{GetJobStatusResponse, StateTransition};
+pub use state::{
+    ApplicationState, FailureCategory, FailureDetail, FailureReason, Outcome, Phase, UnknownState,
+};
+pub use status::{GetJobStatusResponse, StateTransition, StatusSource};
+pub use usage::{RoleUsage, Usage};

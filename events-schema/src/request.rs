@@ -356,15 +356,69 @@ pub struct InstanceConfig {
     pub max_executors: Option<u32>,
 }
 
-/// Ask for the state of one application (the status function's input).
+/// Ask for the state of one application (the status function's input), by its name or by the
+/// `request_id` of the submit that created it: exactly one of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["application_name"], "not": {"required": ["request_id"]}},
+    {"required": ["request_id"], "not": {"required": ["application_name"]}}
+]))]
 pub struct GetJobStatusRequest {
     /// The SparkApplication's name.
-    pub application_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+    /// The `request_id` of the submit that created the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
     /// Its namespace.
     pub namespace: String,
     /// The cluster; absent means the default cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+}
+
+/// Which application a [`GetJobStatusRequest`] asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLookup<'a> {
+    /// By `metadata.name`.
+    Name(&'a str),
+    /// By the request id label.
+    RequestId(&'a RequestId),
+}
+
+/// A status request that names neither or both of `application_name` and `request_id`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a status request names exactly one of application_name and request_id")]
+pub struct AmbiguousLookup;
+
+impl GetJobStatusRequest {
+    /// A request for `namespace/name` on the default cluster.
+    pub fn by_name(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            application_name: Some(name.into()),
+            request_id: None,
+            namespace: namespace.into(),
+            cluster: None,
+        }
+    }
+
+    /// A request for the application that `request_id` created in `namespace`.
+    pub fn by_request_id(namespace: impl Into<String>, request_id: RequestId) -> Self {
+        Self {
+            application_name: None,
+            request_id: Some(request_id),
+            namespace: namespace.into(),
+            cluster: None,
+        }
+    }
+
+    /// What is asked for.
+    pub fn lookup(&self) -> Result<JobLookup<'_>, AmbiguousLookup> {
+        match (&self.application_name, &self.request_id) {
+            (Some(name), None) => Ok(JobLookup::Name(name)),
+            (None, Some(request_id)) => Ok(JobLookup::RequestId(request_id)),
+            _ => Err(AmbiguousLookup),
+        }
+    }
 }

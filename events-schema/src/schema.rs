@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::{
     ApplicationStateChanged, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse,
-    JobRequest, RequestApplied, RequestRejected, SubmitJobRequest,
+    JobRecord, JobRequest, RequestApplied, RequestRejected, SubmitJobRequest,
 };
 
 /// One generated schema document and the file it is committed as.
@@ -59,6 +59,10 @@ pub fn all() -> Vec<SchemaDocument> {
         document::<GetJobStatusResponse>(
             "get-job-status-response.v1",
             "The status function's answer.",
+        ),
+        document::<JobRecord>(
+            "job-record.v1",
+            "What the gateway keeps of an application after the cluster object is gone (one object per application in the record store).",
         ),
         event_document::<ApplicationStateChanged>(
             "application-state-changed.v1",

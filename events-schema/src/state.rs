@@ -163,6 +163,64 @@ impl Outcome {
     pub fn is_success(&self) -> bool {
         matches!(self, Self::Succeeded)
     }
+
+    /// What kind of failure it is; `None` for a success.
+    pub fn failure_category(&self) -> Option<FailureCategory> {
+        match self {
+            Self::Succeeded => None,
+            Self::Cancelled { .. } => Some(FailureCategory::Cancelled),
+            Self::Failed { reason, .. } => Some(reason.category()),
+        }
+    }
+}
+
+impl FailureReason {
+    /// Who is likely to act on the failure.
+    pub fn category(self) -> FailureCategory {
+        match self {
+            Self::Failed => FailureCategory::UserError,
+            Self::SchedulingFailure => FailureCategory::Scheduling,
+            Self::DriverStartTimedOut
+            | Self::ExecutorsStartTimedOut
+            | Self::DriverReadyTimedOut => FailureCategory::Timeout,
+            Self::DriverEvicted => FailureCategory::Infrastructure,
+        }
+    }
+}
+
+/// What kind of failure ended an application: where a person starts looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCategory {
+    /// The application itself failed (its driver exited with an error): the job's owner fixes it.
+    UserError,
+    /// Kubernetes could not place the driver (quota, node capacity, an unschedulable pod spec).
+    Scheduling,
+    /// The driver or the executors did not start or become ready within the application's timeouts.
+    Timeout,
+    /// The cluster took the driver away (eviction, a lost node): usually worth a retry.
+    Infrastructure,
+    /// It was stopped on request before it ended by itself.
+    Cancelled,
+}
+
+/// Why an application failed, for a person: the category, and how the driver's container ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FailureDetail {
+    /// What kind of failure.
+    pub category: FailureCategory,
+    /// The driver container's exit code, when the operator saw it terminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Kubernetes' reason for the end: the container's (`Error`, `OOMKilled`) or the pod's
+    /// (`Evicted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The driver container's termination message, at most its last 2048 characters: with
+    /// `terminationMessagePolicy: FallbackToLogsOnError` on the driver container, the end of its log
+    /// (a Python job's exception line, a JVM's stack trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message: Option<String>,
 }
 
 /// Where an application is in its life, in terms every operator target shares: what a subscriber reads

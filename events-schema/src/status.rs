@@ -4,7 +4,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{ApplicationState, Outcome, Phase};
+use crate::state::{ApplicationState, FailureDetail, Outcome, Phase};
+use crate::usage::Usage;
 
 /// What the gateway knows about one SparkApplication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,6 +47,26 @@ pub struct GetJobStatusResponse {
     /// When the current state was entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Timestamp>,
+    /// Why it failed, once it has failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureDetail>,
+    /// What it used, once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Where the answer comes from: the live object, or the job record once the object is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<StatusSource>,
+}
+
+/// Where a status answer was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusSource {
+    /// The SparkApplication on the cluster.
+    Live,
+    /// The job record the watcher wrote before the object could go (deleted, or removed by the
+    /// operator's `ttlAfterStopMillis`).
+    Record,
 }
 
 /// One entry of the operator's `stateTransitionHistory`.

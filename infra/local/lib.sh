@@ -46,6 +46,8 @@ SG_REQUEST_QUEUE=spark-gateway-requests
 SG_DLQ_QUEUE=spark-gateway-requests-dlq
 SG_APPROLE_SECRET_NAME=spark-gateway/vault-approle
 SG_REPLAY_LEDGER_BUCKET=spark-gateway-replay-ledger
+SG_RECORDS_BUCKET=spark-gateway-job-records
+SG_RECORD_RETENTION_DAYS=${SPARK_GATEWAY_RECORD_RETENTION_DAYS:-30}
 SG_VAULT_ROOT_TOKEN=${SPARK_GATEWAY_VAULT_ROOT_TOKEN:-spark-gateway-dev-root}
 SG_VAULT_ROLE=spark-gateway
 SG_VAULT_POLICY=spark-gateway
@@ -563,15 +565,15 @@ sg_localstack_healthy() {
 sg_localstack_setup() {
   "$SG_LOCALSTACK_VENV/bin/python" "$SG_LOCAL_DIR/localstack_setup.py" "$SG_LOCALSTACK_URL" \
     "$SG_REQUEST_QUEUE" "$SG_DLQ_QUEUE" "$SG_APPROLE_SECRET_NAME" "$SG_APPROLE_FILE" "$SG_STATE" \
-    "$SG_REPLAY_LEDGER_BUCKET"
+    "$SG_REPLAY_LEDGER_BUCKET" "$SG_RECORDS_BUCKET" "$SG_RECORD_RETENTION_DAYS"
 }
 
 # sg_localstack_configure: sg_localstack_setup once per start of LocalStack and AppRole credentials.
 sg_localstack_configure() {
   local fp log=$SG_LOGS/localstack-setup.log
-  fp=$({ echo v2; cat "$SG_APPROLE_FILE"; } | sg_hash)
+  fp=$({ echo v3 "$SG_RECORD_RETENTION_DAYS"; cat "$SG_APPROLE_FILE"; } | sg_hash)
   sg_configured localstack "$fp" && return 0
-  sg_log "configuring localstack (queues, AppRole secret, replay-ledger bucket)"
+  sg_log "configuring localstack (queues, AppRole secret, replay-ledger and job-record buckets)"
   sg_localstack_setup >"$log" 2>&1 || sg_fail_component localstack "$log" "setup failed"
   sg_mark_configured localstack "$fp"
 }
@@ -765,6 +767,7 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_DLQ_URL "$(cat "$SG_STATE/dlq-url")"
       sg_export SPARK_GATEWAY_APPROLE_SECRET_ID "$SG_APPROLE_SECRET_NAME"
       sg_export SPARK_GATEWAY_REPLAY_LEDGER_BUCKET "$SG_REPLAY_LEDGER_BUCKET"
+      sg_export SPARK_GATEWAY_RECORDS_BUCKET "$SG_RECORDS_BUCKET"
     fi
     if sg_wanted openbao; then
       echo "# OpenBao (Vault API); the token is the dev root token"

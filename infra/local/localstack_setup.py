@@ -1,7 +1,8 @@
 """Create-or-update the local world's AWS resources in LocalStack, in one process (the AWS CLI takes ~2 s a call).
 
 Run by infra/local/lib.sh with the LocalStack venv's Python (boto3 comes with localstack-core):
-    python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR LEDGER_BUCKET
+    python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR LEDGER_BUCKET \
+        RECORDS_BUCKET RECORD_RETENTION_DAYS
 Creates the dead-letter queue, the request queue (visibility timeout 180 s, RedrivePolicy maxReceiveCount 5)
 the Secrets Manager secret holding the AppRole credentials and the S3 bucket of the replay ledger; writes the queue URLs to
 STATE_DIR/request-queue-url and STATE_DIR/dlq-url.
@@ -14,7 +15,8 @@ import sys
 import boto3
 
 
-def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledger_bucket):
+def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledger_bucket,
+         records_bucket, record_retention_days):
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
@@ -47,11 +49,24 @@ def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledg
         print(f"secret {secret_name}: created")
 
     s3 = session.client("s3", endpoint_url=endpoint)
-    try:
-        s3.create_bucket(Bucket=ledger_bucket)
-        print(f"bucket {ledger_bucket}: created")
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        print(f"bucket {ledger_bucket}: exists")
+    for bucket in (ledger_bucket, records_bucket):
+        try:
+            s3.create_bucket(Bucket=bucket)
+            print(f"bucket {bucket}: created")
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            print(f"bucket {bucket}: exists")
+    # The job records' retention, as the SAM template sets it: records and their request-id index
+    # entries expire together.
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=records_bucket,
+        LifecycleConfiguration={"Rules": [{
+            "ID": "job-record-retention",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "Expiration": {"Days": int(record_retention_days)},
+        }]},
+    )
+    print(f"bucket {records_bucket}: records expire after {record_retention_days} days")
 
     state = pathlib.Path(state_dir)
     (state / "request-queue-url").write_text(url + "\n")

@@ -112,9 +112,26 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "WATCHER_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// S3 bucket of the job records (AWS credentials and endpoint from the usual `AWS_*` settings).
+    /// Without it no records are written and `job-status` cannot answer once an application is gone.
+    #[arg(long, env = spark_gateway_records::BUCKET_VARIABLE)]
+    pub records_bucket: Option<String>,
+    /// Key prefix of the job records in the bucket.
+    #[arg(long, env = spark_gateway_records::PREFIX_VARIABLE, default_value = spark_gateway_records::DEFAULT_PREFIX)]
+    pub records_prefix: String,
 }
 
 impl RunArgs {
+    /// Where job records are kept, when they are.
+    pub fn records(&self) -> Option<spark_gateway_records::RecordsConfig> {
+        self.records_bucket
+            .clone()
+            .map(|bucket| spark_gateway_records::RecordsConfig {
+                bucket,
+                prefix: self.records_prefix.clone(),
+            })
+    }
+
     /// The replica's identity: `--identity`/`POD_NAME`, else `<host name>-<process id>`.
     pub fn identity(&self) -> String {
         self.identity.clone().unwrap_or_else(|| {

@@ -8,17 +8,21 @@
 use jiff::Timestamp;
 use spark_gateway_core::apache_v1::StateMeaning;
 use spark_gateway_events::{
-    ApplicationStateChanged, CloudEvent, KafkaRecord, cluster_event_source,
+    ApplicationStateChanged, CloudEvent, KafkaRecord, Usage, cluster_event_source,
 };
 
 use crate::observation::AppIdentity;
 use crate::transitions::Transition;
 
 /// The CloudEvent for `transition` of the application `identity` on `cluster`.
+///
+/// The event that ends the application (the one with an outcome) also carries the failure detail and
+/// `usage`, which the caller computes from the whole observation.
 pub fn state_changed_event(
     identity: &AppIdentity,
     cluster: &str,
     transition: &Transition,
+    usage: Option<Usage>,
 ) -> CloudEvent<ApplicationStateChanged> {
     let data = ApplicationStateChanged {
         application_name: identity.name.clone(),
@@ -33,6 +37,8 @@ pub fn state_changed_event(
         attempt: transition.attempt,
         history_index: transition.history_index,
         message: transition.message.clone(),
+        failure: transition.failure.clone(),
+        usage: usage.filter(|_| transition.outcome.is_some()),
         outcome: transition.outcome.clone(),
     };
     let mut event = CloudEvent::new(data.event_id(), cluster_event_source(cluster), data);
@@ -91,7 +97,7 @@ mod tests {
         let Some(Step::Publish(last)) = plan.steps.last() else {
             panic!("nothing to publish")
         };
-        state_changed_event(&observation.identity, "dev", last)
+        state_changed_event(&observation.identity, "dev", last, None)
     }
 
     #[test]

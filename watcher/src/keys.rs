@@ -5,8 +5,8 @@
 //! its own checkpoint annotation and finalizer.
 
 pub use spark_gateway_core::labels::{
-    MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SUBMITTED_BY_ANNOTATION,
-    TRACEPARENT_ANNOTATION,
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
+    SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
 };
 
 /// The default label selector: the applications the gateway manages.

@@ -21,6 +21,9 @@
 //! - **None lost to deletion**: the finalizer [`keys::FINALIZER`] keeps a deleted application (explicit
 //!   delete or the operator's TTL) until its last events are out ([`finalizer`]). `--no-finalizer`
 //!   disables adding it; `spark-gateway-watcher remove-finalizers` strips it when the watcher is retired.
+//! - **A record for every ending**: with a record store (`--records-bucket`), the job record
+//!   (`spark_gateway_records`) is written before the event that ends an application is published and
+//!   before the finalizer is removed, so it outlives the object and every terminal event has one.
 //! - **Stable ids**: an event's id is `<uid>/<attempt>/<history index>`, so a republished event (after a
 //!   crash between publish and checkpoint, or two leaders briefly overlapping) is a recognisable
 //!   duplicate.
@@ -59,6 +62,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use spark_gateway_records::JobRecordStore;
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
@@ -89,9 +93,10 @@ pub struct WatcherSettings {
 ///
 /// On shutdown it stops publishing, flushes `sink`, and only then releases the Lease, so the next
 /// leader starts from checkpoints that include everything this replica got acknowledged.
-pub async fn run<S: EventSink>(
+pub async fn run<S: EventSink, R: JobRecordStore>(
     client: Client,
     sink: Arc<S>,
+    records: Option<Arc<R>>,
     settings: WatcherSettings,
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
@@ -104,6 +109,7 @@ pub async fn run<S: EventSink>(
     let publisher = Publisher::new(
         applications,
         Arc::clone(&sink),
+        records,
         settings.publisher,
         metrics.clone(),
     );

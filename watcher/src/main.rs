@@ -66,6 +66,16 @@ async fn run(args: RunArgs) -> Result<()> {
         .kafka_settings()
         .context("reading the Kafka settings")?;
     let sink = Arc::new(KafkaSink::new(&kafka).context("setting up Kafka")?);
+    let records = match args.records() {
+        Some(records) => {
+            info!(bucket = %records.bucket, prefix = %records.prefix, "keeping job records");
+            Some(Arc::new(records.s3(&spark_gateway_aws::sdk_config().await)))
+        }
+        None => {
+            warn!("no --records-bucket: job-status cannot answer once an application is gone");
+            None
+        }
+    };
     let metrics = Metrics::new();
     let health = Arc::new(Health::default());
 
@@ -124,7 +134,7 @@ async fn run(args: RunArgs) -> Result<()> {
         }
         health.set_ready(false);
     };
-    spark_gateway_watcher::run(client, sink, settings, metrics, signals).await;
+    spark_gateway_watcher::run(client, sink, records, settings, metrics, signals).await;
     let _ = shutdown_sender.send(true);
     let _ = readiness.await;
     let _ = server.await;

@@ -26,6 +26,8 @@ pub enum Operation {
     Watch,
     /// Reading an application's status.
     Status,
+    /// Writing a job record.
+    Record,
 }
 
 /// The label set of the error counter.
@@ -46,6 +48,7 @@ struct Inner {
     errors: Family<ErrorLabels, Counter>,
     lost_transitions: Counter,
     skipped_unknown_states: Counter,
+    records_written: Counter,
     applications_tracked: Gauge,
     leader: Gauge,
 }
@@ -75,6 +78,7 @@ impl Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let lost_transitions = Counter::default();
         let skipped_unknown_states = Counter::default();
+        let records_written = Counter::default();
         let applications_tracked = Gauge::default();
         let leader = Gauge::default();
         registry.register(
@@ -113,6 +117,11 @@ impl Metrics {
             skipped_unknown_states.clone(),
         );
         registry.register(
+            "records_written",
+            "Job records written to the record store (a record that already covered as much is not counted)",
+            records_written.clone(),
+        );
+        registry.register(
             "applications_tracked",
             "Applications the publishing replica keeps state for",
             applications_tracked.clone(),
@@ -132,6 +141,7 @@ impl Metrics {
                 errors,
                 lost_transitions,
                 skipped_unknown_states,
+                records_written,
                 applications_tracked,
                 leader,
             }),
@@ -185,6 +195,11 @@ impl Metrics {
         self.inner.skipped_unknown_states.inc();
     }
 
+    /// Counts a job record written.
+    pub fn record_written(&self) {
+        self.inner.records_written.inc();
+    }
+
     /// Sets the number of applications tracked.
     pub fn set_applications_tracked(&self, count: usize) {
         self.inner
@@ -205,6 +220,27 @@ impl Metrics {
     /// History entries observed so far.
     pub fn transitions_seen_total(&self) -> u64 {
         self.inner.transitions_seen.get()
+    }
+
+    /// Errors of `operation` so far, transient or not.
+    pub fn errors_total(&self, operation: Operation) -> u64 {
+        [true, false]
+            .into_iter()
+            .map(|transient| {
+                self.inner
+                    .errors
+                    .get_or_create(&ErrorLabels {
+                        operation,
+                        transient,
+                    })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// Job records written so far.
+    pub fn records_written_total(&self) -> u64 {
+        self.inner.records_written.get()
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the watcher reads from one SparkApplication object (pure): who it is, what it carries for
 //! events, the checkpoint, the finalizers, and its history.
 //!
-//! The watched type [`SparkApplication`] deserializes only `metadata` and `status`, so the spec (pod
-//! templates, Spark configuration) is never held in memory.
+//! The watched type [`SparkApplication`] deserializes only `metadata`, `status` and the spec's sizing
+//! inputs ([`SpecView`]: the Spark configuration and the main resource's language, for the usage of the
+//! terminal event and the job record), so pod templates and the rest of the spec are never held.
 
 use std::borrow::Cow;
 
@@ -14,18 +15,24 @@ use spark_gateway_events::{IdError, TraceParent};
 
 use crate::checkpoint::{Checkpoint, InvalidCheckpoint, parse_annotation};
 use crate::keys::{
-    CHECKPOINT_ANNOTATION, REQUEST_ID_LABEL, SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
+    CHECKPOINT_ANNOTATION, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION, SUBMITTED_BY_ANNOTATION,
+    TRACEPARENT_ANNOTATION,
 };
-use spark_gateway_core::apache_v1::{StatusError, StatusView};
+use spark_gateway_core::apache_v1::{SpecView, StatusError, StatusView};
+use spark_gateway_core::status::{ObjectFacts, RecordFacts};
 
 /// The resource the watcher reads: the one the gateway writes.
 pub use spark_gateway_core::apache_v1::{GROUP, KIND, PLURAL, VERSION};
 
-/// A `spark.apache.org/v1` SparkApplication as the watcher sees it: metadata and raw status only.
+/// A `spark.apache.org/v1` SparkApplication as the watcher sees it: metadata, the spec's sizing inputs
+/// and the raw status.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SparkApplication {
     /// Standard object metadata.
     pub metadata: ObjectMeta,
+    /// What the usage is computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SpecView>,
     /// The operator's status, read by [`StatusView::from_status`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Value>,
@@ -123,6 +130,12 @@ pub struct Observation {
     pub deleting: bool,
     /// The history.
     pub status: StatusView,
+    /// The spec's sizing inputs, when the spec could be read.
+    pub spec: Option<SpecView>,
+    /// `metadata.creationTimestamp`.
+    pub created_at: Option<jiff::Timestamp>,
+    /// The spec-hash annotation.
+    pub spec_hash: Option<String>,
     /// Oddities worth a log line.
     pub warnings: Vec<ObservationWarning>,
 }
@@ -177,8 +190,30 @@ impl Observation {
             finalizers: meta.finalizers.clone().unwrap_or_default(),
             deleting: meta.deletion_timestamp.is_some(),
             status,
+            spec: object.spec.clone(),
+            created_at: meta.creation_timestamp.as_ref().map(|time| time.0),
+            spec_hash: annotation(SPEC_HASH_ANNOTATION),
             warnings,
         })
+    }
+
+    /// The identity facts the status answer and the job record are built from.
+    pub fn object_facts(&self) -> ObjectFacts {
+        ObjectFacts {
+            name: self.identity.name.clone(),
+            namespace: self.identity.namespace.clone(),
+            uid: self.identity.uid.clone(),
+            request_id: self.identity.request_id.clone(),
+            created_at: self.created_at,
+        }
+    }
+
+    /// What the job record keeps besides the status.
+    pub fn record_facts(&self) -> RecordFacts {
+        RecordFacts {
+            submitted_by: self.identity.submitted_by.clone(),
+            spec_hash: self.spec_hash.clone(),
+        }
     }
 }
 
@@ -229,10 +264,21 @@ mod tests {
     }
 
     #[test]
-    fn the_spec_is_not_kept() {
+    fn of_the_spec_only_the_sizing_inputs_are_kept() {
         let object = fixture("succeeded.json");
         let kept = serde_json::to_value(&object).unwrap();
-        assert!(kept.get("spec").is_none());
+        assert_eq!(
+            kept["spec"],
+            serde_json::json!({
+                "pyFiles": "local:///opt/spark/examples/src/main/python/pi.py",
+                "sparkConf": {"spark.kubernetes.container.image": "apache/spark:4.1.0-python3"}
+            })
+        );
+        let observation = Observation::from_object(&object).unwrap();
+        assert_eq!(
+            observation.spec.map(|spec| spec.application_type()),
+            Some(spark_gateway_events::SparkApplicationType::Python)
+        );
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //! Order of writes within a sync, and why:
 //! 1. add the finalizer first, because publishing may wait for the broker for a long time and the
 //!    application must not be deleted meanwhile;
-//! 2. publish every planned event, one at a time, moving the in-memory checkpoint on each ack;
-//! 3. write the checkpoint (and remove the finalizer when the decision says so) with a resourceVersion
-//!    precondition. On a conflict the object is re-read and the sync starts over from the in-memory
-//!    checkpoint, so nothing is published twice by the same replica.
+//! 2. once the application has ended, write its job record (when a record store is configured) before
+//!    publishing: a subscriber told by the terminal event can always look the record up, and a watcher
+//!    killed in between publishes nothing it has not recorded;
+//! 3. publish every planned event, one at a time, moving the in-memory checkpoint on each ack;
+//! 4. write the checkpoint (and remove the finalizer when the decision says so, after making sure the
+//!    record exists) with a resourceVersion precondition. On a conflict the object is re-read and the
+//!    sync starts over from the in-memory checkpoint, so nothing is published twice by the same replica.
 //!
 //! Every failure is retried with back-off inside the sync: skipping would be a gap.
 
@@ -44,7 +47,9 @@ use crate::observation::{Observation, ObservationError, SparkApplication};
 use crate::schedule::{Schedule, SyncReport, SyncStart};
 use crate::sink::{EventSink, SinkError};
 use crate::transitions::{self, Step};
-use spark_gateway_core::{Classify, Disposition, error_chain};
+use spark_gateway_core::apache_v1::StateMeaning;
+use spark_gateway_core::{Classify, Disposition, error_chain, status, usage};
+use spark_gateway_records::{JobRecordStore, RecordError, Stored};
 
 /// How the publishing loop behaves.
 #[derive(Debug, Clone)]
@@ -65,6 +70,8 @@ enum SyncError {
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Observation(#[from] ObservationError),
@@ -74,6 +81,7 @@ impl Classify for SyncError {
     fn disposition(&self) -> Disposition {
         match self {
             Self::Sink(error) => error.disposition(),
+            Self::Record(error) => error.disposition(),
             Self::Cluster(error) => error.disposition(),
             // Reading the same object again gives the same error until the object changes: an operator
             // of another version than the target's, or a hand-edited status.
@@ -86,6 +94,7 @@ impl SyncError {
     fn operation(&self) -> Operation {
         match self {
             Self::Sink(_) => Operation::Publish,
+            Self::Record(_) => Operation::Record,
             Self::Cluster(_) => Operation::Kubernetes,
             Self::Observation(_) => Operation::Status,
         }
@@ -103,24 +112,28 @@ enum Round {
 }
 
 /// The publishing side of the watcher.
-pub struct Publisher<S> {
+pub struct Publisher<S, R> {
     applications: Applications,
     sink: Arc<S>,
+    records: Option<Arc<R>>,
     settings: Arc<PublisherSettings>,
     metrics: Metrics,
 }
 
-impl<S: EventSink> Publisher<S> {
-    /// A publisher of `applications`' transitions to `sink`.
+impl<S: EventSink, R: JobRecordStore> Publisher<S, R> {
+    /// A publisher of `applications`' transitions to `sink`, keeping job records in `records` when
+    /// given.
     pub fn new(
         applications: Applications,
         sink: Arc<S>,
+        records: Option<Arc<R>>,
         settings: PublisherSettings,
         metrics: Metrics,
     ) -> Self {
         Self {
             applications,
             sink,
+            records,
             settings: Arc::new(settings),
             metrics,
         }
@@ -214,6 +227,7 @@ impl<S: EventSink> Publisher<S> {
         let worker = SyncWorker {
             applications: self.applications.clone(),
             sink: Arc::clone(&self.sink),
+            records: self.records.clone(),
             settings: Arc::clone(&self.settings),
             metrics: self.metrics.clone(),
         };
@@ -222,14 +236,15 @@ impl<S: EventSink> Publisher<S> {
 }
 
 /// Everything one sync needs, owned so the sync can run as its own future.
-struct SyncWorker<S> {
+struct SyncWorker<S, R> {
     applications: Applications,
     sink: Arc<S>,
+    records: Option<Arc<R>>,
     settings: Arc<PublisherSettings>,
     metrics: Metrics,
 }
 
-impl<S: EventSink> SyncWorker<S> {
+impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
     async fn run(
         self,
         mut observation: Observation,
@@ -319,6 +334,22 @@ impl<S: EventSink> SyncWorker<S> {
                 "history entries were trimmed before they could be published"
             );
         }
+        let ended = observation
+            .status
+            .last_state()
+            .is_some_and(StateMeaning::is_terminal);
+        let publishes = plan
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::Publish(_)));
+        let mut recorded = false;
+        if ended && publishes {
+            self.keep_record(observation).await?;
+            recorded = true;
+        }
+        let usage = ended
+            .then(|| usage::of_application(observation.spec.as_ref(), &observation.status))
+            .flatten();
         for step in &plan.steps {
             match step {
                 Step::SkipUnknownState { position, state } => {
@@ -326,7 +357,12 @@ impl<S: EventSink> SyncWorker<S> {
                     warn!(namespace = %identity.namespace, name = %identity.name, %position, state, "no event for a state the contract does not know");
                 }
                 Step::Publish(transition) => {
-                    let event = state_changed_event(identity, &self.settings.cluster, transition);
+                    let event = state_changed_event(
+                        identity,
+                        &self.settings.cluster,
+                        transition,
+                        usage.clone(),
+                    );
                     let record = OutgoingRecord::new(&event);
                     let started = Instant::now();
                     self.sink.publish(&record).await?;
@@ -352,6 +388,11 @@ impl<S: EventSink> SyncWorker<S> {
         let checkpoint_moved = *published > observation.checkpoint;
         let finalizers = match action(*published) {
             FinalizerAction::Remove => {
+                // Whatever ended it (or did not: deleted before the operator wrote a terminal
+                // state), the application leaves a record behind.
+                if !recorded {
+                    self.keep_record(observation).await?;
+                }
                 finalizer::apply(&observation.finalizers, FinalizerAction::Remove)
             }
             FinalizerAction::Add | FinalizerAction::Keep => None,
@@ -369,6 +410,37 @@ impl<S: EventSink> SyncWorker<S> {
         // An applied write comes back as a Reread of the object the server returned: the next round
         // finds nothing left to do without another request.
         self.write(observation, &update).await
+    }
+
+    /// Writes the job record of `observation`, when records are kept. A record that already covers as
+    /// much history is left alone (a replay after a crash, a second leader), so this is safe to repeat.
+    async fn keep_record(&self, observation: &Observation) -> Result<(), SyncError> {
+        let Some(records) = &self.records else {
+            return Ok(());
+        };
+        let identity = &observation.identity;
+        let record = match status::job_record(
+            &observation.object_facts(),
+            &observation.record_facts(),
+            &observation.status,
+            observation.spec.as_ref(),
+            &self.settings.cluster,
+            Timestamp::now(),
+        ) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(()),
+            // A state the contract does not know (a newer operator): no record can describe it, and
+            // waiting would not change that; the events of the known states still go out.
+            Err(error) => {
+                warn!(namespace = %identity.namespace, name = %identity.name, error = %error_chain(&error), "no job record for an application with a state the contract does not know");
+                return Ok(());
+            }
+        };
+        if records.put(&record).await? == Stored::Written {
+            self.metrics.record_written();
+            debug!(namespace = %identity.namespace, name = %identity.name, through = ?record.through, "job record written");
+        }
+        Ok(())
     }
 
     /// Applies `update`; on a conflict re-reads the object.

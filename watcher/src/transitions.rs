@@ -9,10 +9,10 @@
 //! position.
 
 use jiff::Timestamp;
-use spark_gateway_events::{ApplicationState, Outcome};
+use spark_gateway_events::{ApplicationState, FailureDetail, Outcome};
 
 use crate::checkpoint::Checkpoint;
-use spark_gateway_core::apache_v1::{self, StateMeaning, StatusView};
+use spark_gateway_core::apache_v1::{self, HistoryEntry, StateMeaning, StatusView};
 
 /// One history entry as an event-to-be.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,8 @@ pub struct Transition {
     /// How the application ended, on the first terminal entry of an attempt only, so every
     /// application has exactly one event with an outcome.
     pub outcome: Option<Outcome>,
+    /// Why it failed, beside a failed or cancelled `outcome`.
+    pub failure: Option<FailureDetail>,
 }
 
 impl Transition {
@@ -93,6 +95,7 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
     // Context of the attempt being walked: earlier entries feed previous_state and the outcome.
     let mut attempt = None;
     let mut attempt_history: Vec<(ApplicationState, Option<&str>)> = Vec::new();
+    let mut attempt_entries: Vec<&HistoryEntry> = Vec::new();
     let mut previous_state = None;
     let mut attempt_ended = false;
 
@@ -100,10 +103,12 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
         if attempt != Some(entry.attempt) {
             attempt = Some(entry.attempt);
             attempt_history.clear();
+            attempt_entries.clear();
             previous_state = None;
             attempt_ended = false;
         }
         let unpublished = Some(Checkpoint::of(entry)) > published;
+        attempt_entries.push(entry);
         match &entry.state {
             Ok(state) => {
                 attempt_history.push((*state, entry.message.as_deref()));
@@ -113,6 +118,9 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
                 } else {
                     None
                 };
+                let failure = outcome.as_ref().and_then(|outcome| {
+                    apache_v1::failure_detail(outcome, attempt_entries.iter().copied())
+                });
                 if unpublished {
                     steps.push(Step::Publish(Transition {
                         attempt: entry.attempt,
@@ -122,6 +130,7 @@ pub fn plan(status: &StatusView, published: Option<Checkpoint>) -> Plan {
                         message: entry.message.clone(),
                         time: entry.time,
                         outcome,
+                        failure,
                     }));
                 }
                 previous_state = Some(*state);

@@ -30,6 +30,7 @@ use spark_gateway_events::{
 };
 use spark_gateway_harness::kafka::{Record, TopicReader, create_topic};
 use spark_gateway_harness::{LocalWorld, SimDefaults, TestCluster, WATCHER_ACCOUNT, deployed_rbac};
+use spark_gateway_records::{JobRecordStore, MemoryRecords};
 use spark_gateway_watcher::envelope::OutgoingRecord;
 use spark_gateway_watcher::keys::{
     CHECKPOINT_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL,
@@ -50,6 +51,8 @@ use ApplicationState::*;
 mod operator_paths;
 /// The realistic watch preset: compactions, 410s and dropped watches with 500 applications.
 mod realistic;
+/// Job records in LocalStack's S3.
+mod records;
 
 const NAMESPACE: &str = "spark-jobs";
 const CLUSTER: &str = "it";
@@ -283,6 +286,23 @@ impl Watcher {
         identity: &str,
         finalizer_enabled: bool,
     ) -> Self {
+        Self::start_recording(
+            cluster,
+            sink,
+            identity,
+            finalizer_enabled,
+            None::<Arc<MemoryRecords>>,
+        )
+    }
+
+    /// Like [`Watcher::start`], keeping job records in `records`.
+    fn start_recording<S: EventSink, R: JobRecordStore>(
+        cluster: &Cluster,
+        sink: S,
+        identity: &str,
+        finalizer_enabled: bool,
+        records: Option<Arc<R>>,
+    ) -> Self {
         let settings = WatcherSettings {
             namespaces: vec![NAMESPACE.to_string()],
             label_selector: Some(spark_gateway_watcher::keys::DEFAULT_LABEL_SELECTOR.to_string()),
@@ -306,6 +326,7 @@ impl Watcher {
         let task = tokio::spawn(spark_gateway_watcher::run(
             cluster.watcher_client.clone(),
             Arc::new(sink),
+            records,
             settings,
             metrics.clone(),
             async {

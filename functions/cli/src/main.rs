@@ -5,7 +5,7 @@
 //! Configuration comes from the same environment as the functions (`source infra/local/run/env` for the
 //! local world): `SPARK_GATEWAY_REQUEST_QUEUE_URL`, `SPARK_GATEWAY_REQUEST_TOPIC`,
 //! `KAFKA_BOOTSTRAP_SERVERS`, `SPARK_GATEWAY_EVENTS_TOPIC`, and for `status` the gateway's cluster and
-//! Vault settings.
+//! Vault settings and `SPARK_GATEWAY_RECORDS_BUCKET` (the job records, for applications already gone).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,12 +17,14 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use spark_gateway_events::{
-    CompletionEvent, DeleteJobRequest, GetJobStatusRequest, JobRequest, Outcome, RequestId,
-    SubmitJobRequest, decode, decode_completion_event,
+    CompletionEvent, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, JobLookup,
+    JobRequest, Outcome, RequestId, SubmitJobRequest, decode, decode_completion_event,
 };
 use spark_gateway_handlers::sqs::SqsQueue;
+use spark_gateway_handlers::status::{StatusError, job_status};
 use spark_gateway_kafka::args::KafkaArgs;
 use spark_gateway_kafka::{KafkaContext, KafkaSettings, ProducerProfile};
+use spark_gateway_records::RecordsConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,10 +62,38 @@ struct Application {
 impl Application {
     fn query(self) -> GetJobStatusRequest {
         GetJobStatusRequest {
+            cluster: self.cluster,
+            ..GetJobStatusRequest::by_name(self.namespace, self.name)
+        }
+    }
+}
+
+/// The application a status query is about: by name, or by the request that created it.
+#[derive(Debug, clap::Args)]
+#[group(id = "lookup", required = true, multiple = false, args = ["name", "request_id"])]
+struct StatusTarget {
+    /// Namespace.
+    #[arg(long)]
+    namespace: String,
+    /// Application name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The request id of the submit that created it.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Cluster (default: the gateway's default cluster).
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+impl StatusTarget {
+    fn query(self) -> Result<GetJobStatusRequest> {
+        Ok(GetJobStatusRequest {
             application_name: self.name,
+            request_id: self.request_id.map(RequestId::new).transpose()?,
             namespace: self.namespace,
             cluster: self.cluster,
-        }
+        })
     }
 }
 
@@ -104,10 +134,11 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-    /// Print an application's status (state, outcome, history) as JSON.
+    /// Print an application's status (state, outcome, history, failure, usage) as JSON: from the
+    /// cluster while the application exists, from its job record afterwards (`"source"` says which).
     Status {
         #[command(flatten)]
-        application: Application,
+        target: StatusTarget,
     },
     /// Print every event on the completion topic, one line each.
     Follow {
@@ -309,12 +340,30 @@ fn read_submit(file: &PathBuf, request_id: Option<String>) -> Result<SubmitJobRe
     Ok(decode(value.to_string().as_bytes())?)
 }
 
-async fn gateway_status(request: &GetJobStatusRequest) -> Result<Option<Value>> {
+/// Where a status may come from: the cluster only (has the object gone yet?), or also the job
+/// records (what happened to it?).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sources {
+    Live,
+    LiveThenRecord,
+}
+
+async fn gateway_status(
+    request: &GetJobStatusRequest,
+    sources: Sources,
+) -> Result<Option<GetJobStatusResponse>> {
     let config = spark_gateway::GatewayConfig::from_env()?;
-    let gateway = spark_gateway::live_gateway(config, &spark_gateway::aws_sdk_config().await);
-    match gateway.status(request).await {
-        Ok(status) => Ok(Some(serde_json::to_value(status)?)),
-        Err(spark_gateway::GatewayError::NotFound { .. }) => Ok(None),
+    let aws = spark_gateway::aws_sdk_config().await;
+    let gateway = spark_gateway::live_gateway(config, &aws);
+    let records = match sources {
+        Sources::Live => None,
+        Sources::LiveThenRecord => {
+            RecordsConfig::from_lookup(|name| std::env::var(name).ok()).map(|c| c.s3(&aws))
+        }
+    };
+    match job_status(&gateway, records.as_ref(), request).await {
+        Ok(status) => Ok(Some(status)),
+        Err(StatusError::Gateway(spark_gateway::GatewayError::NotFound { .. })) => Ok(None),
         Err(error) => Err(error.into()),
     }
 }
@@ -362,7 +411,11 @@ async fn main() -> Result<()> {
             timeout,
         } => {
             let query = application.query();
-            let (namespace, name) = (&query.namespace, &query.application_name);
+            let namespace = &query.namespace;
+            let name = query
+                .application_name
+                .as_ref()
+                .expect("a delete names its application");
             let request = DeleteJobRequest {
                 request_id: RequestId::new(uuid::Uuid::new_v4().to_string())?,
                 cluster: query.cluster.clone(),
@@ -380,7 +433,7 @@ async fn main() -> Result<()> {
             );
             if wait {
                 let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
-                while gateway_status(&query).await?.is_some() {
+                while gateway_status(&query, Sources::Live).await?.is_some() {
                     if std::time::Instant::now() > deadline {
                         bail!("{namespace}/{name} still exists after {timeout} s");
                     }
@@ -390,15 +443,19 @@ async fn main() -> Result<()> {
             }
             0
         }
-        Command::Status { application } => {
-            let query = application.query();
-            match gateway_status(&query).await? {
+        Command::Status { target } => {
+            let query = target.query()?;
+            match gateway_status(&query, Sources::LiveThenRecord).await? {
                 Some(status) => {
                     println!("{}", serde_json::to_string_pretty(&status)?);
                     0
                 }
                 None => {
-                    eprintln!("{}/{} not found", query.namespace, query.application_name);
+                    let what = match query.lookup()? {
+                        JobLookup::Name(name) => name.to_string(),
+                        JobLookup::RequestId(id) => format!("the application of request {id}"),
+                    };
+                    eprintln!("{what} not found in {}", query.namespace);
                     3
                 }
             }

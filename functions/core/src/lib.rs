@@ -7,7 +7,8 @@
 //! - [`apache_v1`]: the operator target: the `spark.apache.org/v1` resource, what its states mean,
 //!   its status as typed values, the names the operator derives.
 //! - [`mapping`]: admitted request to `spark.apache.org/v1` SparkApplication, deterministic.
-//! - [`status`]: SparkApplication read back to the status answer, outcome included.
+//! - [`status`]: SparkApplication read back to the status answer and the job record, outcome, failure
+//!   and usage included; [`usage`]: what an application used.
 //! - [`disposition`]: the permanent/transient error taxonomy that decides ack, retry or dead-letter.
 //! - [`labels`]: the labels and annotations that mark the gateway's applications.
 //! - [`names`], [`quantity`]: Kubernetes name rules and Spark resource strings.
@@ -27,6 +28,7 @@ pub mod names;
 pub mod policy;
 pub mod quantity;
 pub mod status;
+pub mod usage;
 
 pub use disposition::{Classify, Disposition, KubeAnswer, error_chain, kube_answer};
 pub use mapping::spark_application;

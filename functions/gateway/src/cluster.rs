@@ -6,13 +6,16 @@
 
 use std::collections::HashMap;
 
-use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, PostParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams, Preconditions,
+};
 use kube::core::ApiResource;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use spark_gateway_core::apache_v1::{GROUP, KIND, PLURAL, VERSION};
+use spark_gateway_core::labels::REQUEST_ID_LABEL;
 use tokio::sync::Mutex;
 
 use crate::config::ClusterConfig;
@@ -116,6 +119,15 @@ pub trait ClusterApi: Send + Sync {
         config: &ClusterConfig,
         namespace: &str,
         name: &str,
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
+    /// The newest SparkApplication in `namespace` carrying the gateway's request-id label `request_id`,
+    /// `None` when there is none.
+    fn find_by_request_id(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        request_id: &str,
     ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
     /// Gets ready to serve `cluster` (credentials, token, a connection), so the first request does not
     /// pay for it; calls work without it.
@@ -305,6 +317,35 @@ impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
             })
             .await?;
         found.map(to_value).transpose()
+    }
+
+    async fn find_by_request_id(
+        &self,
+        cluster: &str,
+        config: &ClusterConfig,
+        namespace: &str,
+        request_id: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        // Request ids are label values already (the contract checks them), so the selector cannot be
+        // widened by one.
+        let params = ListParams::default().labels(&format!("{REQUEST_ID_LABEL}={request_id}"));
+        let listed = self
+            .with_client(cluster, config, |api| {
+                let api = namespaced(api, namespace);
+                let params = params.clone();
+                async move { api.list(&params).await }
+            })
+            .await?;
+        listed
+            .items
+            .into_iter()
+            .max_by(|a, b| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+            })
+            .map(to_value)
+            .transpose()
     }
 
     async fn prepare(&self, cluster: &str, config: &ClusterConfig) -> Result<(), ClusterError> {

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
+use spark_gateway_core::labels::REQUEST_ID_LABEL;
 
 use crate::cluster::{ClusterApi, ClusterError, Deletion};
 use crate::config::ClusterConfig;
@@ -21,6 +22,8 @@ pub enum Call {
     Create,
     /// `get`.
     Get,
+    /// `find_by_request_id` (a list by label).
+    Find,
     /// `delete`.
     Delete,
 }
@@ -148,6 +151,25 @@ impl ClusterApi for FakeCluster {
             .objects
             .get(&(namespace.to_string(), name.to_string()))
             .cloned())
+    }
+
+    async fn find_by_request_id(
+        &self,
+        _cluster: &str,
+        _config: &ClusterConfig,
+        namespace: &str,
+        request_id: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let state = self.begin(Call::Find)?;
+        let label = format!("/metadata/labels/{}", REQUEST_ID_LABEL.replace('/', "~1"));
+        Ok(state
+            .objects
+            .iter()
+            .filter(|((ns, _), app)| {
+                ns == namespace && app.pointer(&label).and_then(Value::as_str) == Some(request_id)
+            })
+            .map(|(_, app)| app.clone())
+            .next_back())
     }
 
     async fn delete(

@@ -25,11 +25,10 @@ pub mod fake;
 pub mod service;
 pub mod vault;
 
-use aws_config::BehaviorVersion;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-
 pub use config::{ConfigError, GatewayConfig};
 pub use service::{Deleted, Gateway, GatewayError, Submitted};
+/// AWS SDK configuration from the environment, on the workspace's single TLS stack.
+pub use spark_gateway_aws::sdk_config as aws_sdk_config;
 
 use crate::approle::{AnyCredentials, FileCredentials, SecretsManagerCredentials};
 use crate::cluster::KubeClusters;
@@ -43,18 +42,6 @@ pub type LiveGateway = Gateway<KubeClusters<VaultTokens<AnyCredentials>>>;
 /// everything else is built with ring explicitly). Safe to call more than once.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// AWS SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), on the
-/// workspace's single TLS stack.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .load()
-        .await
 }
 
 /// Builds the live gateway. Nothing is contacted until the first request.

@@ -12,8 +12,8 @@ use spark_gateway_core::{
     Classify, Disposition, KubeAnswer, job_status, kube_answer, spark_application,
 };
 use spark_gateway_events::{
-    DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, RejectionReason,
-    SubmitJobRequest,
+    DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, JobLookup,
+    RejectionReason, SubmitJobRequest,
 };
 
 use crate::cluster::{ClusterApi, ClusterError, Deletion};
@@ -65,14 +65,16 @@ pub enum GatewayError {
         violations: Vec<FieldViolation>,
     },
     /// The status query names an application that does not exist.
-    #[error("SparkApplication {namespace}/{name} not found on cluster {cluster}")]
+    #[error(
+        "SparkApplication {application} not found in namespace {namespace} on cluster {cluster}"
+    )]
     NotFound {
         /// Cluster.
         cluster: String,
         /// Namespace.
         namespace: String,
-        /// Name.
-        name: String,
+        /// The name asked for, or `with request id <id>`.
+        application: String,
     },
     /// The cluster, the proxy or Vault failed in a way retrying may fix.
     #[error(transparent)]
@@ -369,21 +371,38 @@ impl<A: ClusterApi> Gateway<A> {
         &self,
         request: &GetJobStatusRequest,
     ) -> Result<GetJobStatusResponse, GatewayError> {
+        let lookup = request.lookup().map_err(|error| {
+            GatewayError::rejected(RejectionReason::InvalidRequest, error.to_string())
+        })?;
         let (cluster, config) = self.resolve(request.cluster.as_deref())?;
-        let (namespace, name) = (&request.namespace, &request.application_name);
+        let namespace = &request.namespace;
+        // A request id is a valid label value by construction; the name and namespace rules are the
+        // policy's, so a status query reaches no namespace a submit could not.
+        let name = match lookup {
+            JobLookup::Name(name) => name,
+            JobLookup::RequestId(_) => "by-request-id",
+        };
         let violations = config.policy.target_violations(namespace, name, cluster);
         if !violations.is_empty() {
             return Err(GatewayError::policy(violations));
         }
-        let app = self
-            .api
-            .get(cluster, config, namespace, name)
-            .await
+        let found = match lookup {
+            JobLookup::Name(name) => self.api.get(cluster, config, namespace, name).await,
+            JobLookup::RequestId(request_id) => {
+                self.api
+                    .find_by_request_id(cluster, config, namespace, request_id.as_str())
+                    .await
+            }
+        };
+        let app = found
             .map_err(|e| classify_cluster(e, cluster, namespace))?
             .ok_or_else(|| GatewayError::NotFound {
                 cluster: cluster.to_string(),
                 namespace: namespace.clone(),
-                name: name.clone(),
+                application: match lookup {
+                    JobLookup::Name(name) => name.to_string(),
+                    JobLookup::RequestId(id) => format!("with request id {}", id.as_str()),
+                },
             })?;
         Ok(job_status(&app, cluster)?)
     }

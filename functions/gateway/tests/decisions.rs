@@ -71,11 +71,7 @@ fn delete_of(request: &SubmitJobRequest, id: &str) -> DeleteJobRequest {
 }
 
 fn status_of(request: &SubmitJobRequest) -> GetJobStatusRequest {
-    GetJobStatusRequest {
-        application_name: request.application_name.clone(),
-        namespace: request.namespace.clone(),
-        cluster: None,
-    }
+    GetJobStatusRequest::by_name(&request.namespace, &request.application_name)
 }
 
 fn rejection(error: &GatewayError) -> RejectionReason {

@@ -10,6 +10,7 @@
 //! - [`live`]: the handlers wired to the real gateway, Kafka and SQS from the environment.
 //! - [`sinks`]: the completion topic and dead-letter queue/topic, behind narrow traits.
 //! - [`sqs`]: the SQS adapter, every SQS call of the system (the consumer's polling, dead-letter copies).
+//! - [`status`]: a status answer from the live object, or from the job record once it is gone.
 //! - `fakes` (feature `fakes`): the gateway and the sinks in memory, for tests.
 //!
 //! The Lambda event shapes (SQS, Kafka, function URLs) live in `spark-gateway-lambda`, the SQS and Kafka
@@ -32,6 +33,7 @@ pub mod processor;
 pub mod replay;
 pub mod sinks;
 pub mod sqs;
+pub mod status;
 
 pub use message::InboundMessage;
 pub use processor::{Applied, Operations, Outcome, Processor};

@@ -18,6 +18,9 @@
 //!   [`crate::replay`]); without it a replayed Kafka batch re-applies what it carries.
 //! - `SPARK_GATEWAY_REPLAY_LEDGER_PREFIX` (default `kafka/<AWS_LAMBDA_FUNCTION_NAME>/`, or
 //!   `kafka/spark-gateway/` outside Lambda): where in it; one per reader of a topic.
+//! - `SPARK_GATEWAY_RECORDS_BUCKET`, `SPARK_GATEWAY_RECORDS_PREFIX` (default `job-records/`): the job
+//!   records the watcher writes (see `spark_gateway_records`); the status function answers from them
+//!   once an application is gone from the cluster.
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use crate::processor::Processor;
 use crate::replay::S3PositionLedger;
 use crate::sinks::{KafkaDeadLetter, KafkaEventPublisher, SqsDeadLetter, kafka_producer};
 use spark_gateway_kafka::{KafkaSettings, KafkaSettingsInput, KafkaSetupError};
+use spark_gateway_records::{RecordsConfig, S3Records, s3_client};
 
 /// Settings of the request handlers.
 #[derive(Debug, Clone)]
@@ -52,6 +56,8 @@ pub struct HandlerConfig {
     pub max_message_bytes: usize,
     /// Where the Lambda function's replay ledger is kept, when it is.
     pub replay_ledger: Option<ReplayLedgerConfig>,
+    /// Where the job records are, when they are kept.
+    pub records: Option<RecordsConfig>,
 }
 
 /// The replay ledger's place in S3.
@@ -110,6 +116,7 @@ impl HandlerConfig {
                     }),
                 }
             }),
+            records: RecordsConfig::from_lookup(&lookup),
         })
     }
 }
@@ -128,6 +135,8 @@ pub struct LiveHandlers {
     pub max_concurrency: usize,
     /// The replay ledger of Kafka batches, when configured.
     pub replay_ledger: Option<S3PositionLedger>,
+    /// The job records, when configured.
+    pub records: Option<S3Records>,
     /// The Kafka settings the producer uses, SASL credentials from the secret included: the consumer's
     /// group member connects with the same.
     pub kafka: KafkaSettings,
@@ -203,9 +212,10 @@ impl LiveHandlers {
             sqs_dead_letter,
             kafka_dead_letter: KafkaDeadLetter::new(producer, config.dlq_topic),
             max_concurrency: config.max_concurrency,
-            replay_ledger: config.replay_ledger.map(|ledger| {
-                S3PositionLedger::new(S3PositionLedger::client(aws), ledger.bucket, ledger.prefix)
-            }),
+            replay_ledger: config
+                .replay_ledger
+                .map(|ledger| S3PositionLedger::new(s3_client(aws), ledger.bucket, ledger.prefix)),
+            records: config.records.map(|records| records.s3(aws)),
             kafka: config.kafka,
         })
     }

@@ -285,15 +285,6 @@ impl S3PositionLedger {
         }
     }
 
-    /// An S3 client from the shared AWS configuration; path-style addressing when an endpoint is set
-    /// (LocalStack and other S3-compatible stores), virtual-hosted otherwise (AWS).
-    pub fn client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(aws)
-            .force_path_style(aws.endpoint_url().is_some())
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-    }
-
     fn key(&self, partition: &Partition) -> String {
         format!("{}{}/{}", self.prefix, partition.topic, partition.partition)
     }

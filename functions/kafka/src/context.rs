@@ -112,16 +112,11 @@ fn default_credentials(region: &str) -> SharedCredentialsProvider {
                     .build()
                     .expect("a current-thread runtime builds");
                 runtime.block_on(async {
-                    let http_client = aws_smithy_http_client::Builder::new()
-                        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                        ))
-                        .build_https();
                     aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
                         .region(region)
                         .configure(
                             aws_config::provider_config::ProviderConfig::default()
-                                .with_http_client(http_client),
+                                .with_http_client(spark_gateway_aws::https_client()),
                         )
                         .build()
                         .await

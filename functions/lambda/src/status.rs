@@ -1,5 +1,7 @@
 //! The status function: a [`GetJobStatusRequest`] by direct invocation, or by HTTP through a Lambda
-//! function URL (`GET ?namespace=..&application_name=..[&cluster=..]` or `POST` with the JSON body).
+//! function URL (`GET ?namespace=..&application_name=..[&cluster=..]`, `GET ?namespace=..&request_id=..`,
+//! or `POST` with the JSON body). Once the application is gone from the cluster the answer comes from
+//! its job record (`source: record`).
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -7,7 +9,9 @@ use aws_lambda_events::event::lambda_function_urls::{
 use serde_json::{Value, json};
 use spark_gateway::cluster::ClusterApi;
 use spark_gateway::{Gateway, GatewayError};
-use spark_gateway_events::{GetJobStatusRequest, GetJobStatusResponse, decode};
+use spark_gateway_events::{GetJobStatusRequest, GetJobStatusResponse, RequestId, decode};
+use spark_gateway_handlers::status::{StatusError, job_status};
+use spark_gateway_records::JobRecordStore;
 
 /// A status query that failed, with the HTTP status and Lambda error type that describe it.
 #[derive(Debug, thiserror::Error)]
@@ -37,21 +41,42 @@ impl From<GatewayError> for StatusFailure {
     }
 }
 
+impl From<StatusError> for StatusFailure {
+    fn from(error: StatusError) -> Self {
+        match error {
+            StatusError::Gateway(error) => error.into(),
+            StatusError::Records(_) => Self {
+                http_status: 503,
+                error_type: "Unavailable",
+                message: spark_gateway_core::error_chain(&error),
+            },
+        }
+    }
+}
+
 /// Answers status queries.
 pub trait StatusOperations: Send + Sync {
     /// The status of one application.
     fn status(
         &self,
         request: &GetJobStatusRequest,
-    ) -> impl Future<Output = Result<GetJobStatusResponse, GatewayError>> + Send;
+    ) -> impl Future<Output = Result<GetJobStatusResponse, StatusError>> + Send;
 }
 
-impl<A: ClusterApi> StatusOperations for Gateway<A> {
+/// The status function's lookup: the gateway's cluster, then the job records once the object is gone.
+pub struct StatusService<'a, A, R> {
+    /// The gateway.
+    pub gateway: &'a Gateway<A>,
+    /// The job records, when they are kept.
+    pub records: Option<&'a R>,
+}
+
+impl<A: ClusterApi, R: JobRecordStore> StatusOperations for StatusService<'_, A, R> {
     fn status(
         &self,
         request: &GetJobStatusRequest,
-    ) -> impl Future<Output = Result<GetJobStatusResponse, GatewayError>> + Send {
-        Gateway::status(self, request)
+    ) -> impl Future<Output = Result<GetJobStatusResponse, StatusError>> + Send {
+        job_status(self.gateway, self.records, request)
     }
 }
 
@@ -98,11 +123,20 @@ async fn handle_url_request<S: StatusOperations>(
                         .cloned()
                         .ok_or_else(|| invalid(format!("{key}: missing query parameter `{key}`")))
                 };
-                Ok(GetJobStatusRequest {
-                    application_name: required("application_name")?,
+                let request_id = params
+                    .get("request_id")
+                    .map(|id| {
+                        RequestId::new(id.clone()).map_err(|e| invalid(format!("request_id: {e}")))
+                    })
+                    .transpose()?;
+                let request = GetJobStatusRequest {
+                    application_name: params.get("application_name").cloned(),
+                    request_id,
                     namespace: required("namespace")?,
                     cluster: params.get("cluster").cloned(),
-                })
+                };
+                request.lookup().map_err(|e| invalid(e.to_string()))?;
+                Ok(request)
             }
         }
     };
@@ -136,11 +170,15 @@ mod tests {
 
     use spark_gateway::config::{ClusterConfig, ClustersConfig};
     use spark_gateway::fake::FakeCluster;
+    use spark_gateway_core::apache_v1::StatusView;
+    use spark_gateway_core::status::{ObjectFacts, RecordFacts, job_record};
+    use spark_gateway_records::MemoryRecords;
 
     use super::*;
 
-    /// A cluster holding `app`, so the whole path from the stored object to the function's answer runs.
-    fn gateway(app: Value) -> Gateway<FakeCluster> {
+    /// A cluster holding `apps`, so the whole path from the stored object to the function's answer
+    /// runs.
+    fn gateway(apps: impl IntoIterator<Item = Value>) -> Gateway<FakeCluster> {
         let config: ClusterConfig = serde_json::from_value(json!({
             "proxy_url": "https://proxy.invalid/k8s/clusters/dev",
             "policy": {"allowed_namespaces": ["sjns-data-control"]}
@@ -151,8 +189,20 @@ mod tests {
             clusters: BTreeMap::from([("dev".to_string(), config)]),
         };
         let gateway = Gateway::new(clusters, FakeCluster::default());
-        gateway.api().insert(app);
+        for app in apps {
+            gateway.api().insert(app);
+        }
         gateway
+    }
+
+    fn service<'a>(
+        gateway: &'a Gateway<FakeCluster>,
+        records: &'a MemoryRecords,
+    ) -> StatusService<'a, FakeCluster, MemoryRecords> {
+        StatusService {
+            gateway,
+            records: Some(records),
+        }
     }
 
     /// An application whose `<name>-<attempt>` (53 characters) is over operator 0.5.0's 46, on its
@@ -164,7 +214,8 @@ mod tests {
             "apiVersion": "spark.apache.org/v1",
             "kind": "SparkApplication",
             "metadata": {"name": "nightly-customer-churn-feature-engineering-pipeline",
-                         "namespace": "sjns-data-control", "uid": "u-1"},
+                         "namespace": "sjns-data-control", "uid": "u-1",
+                         "labels": {"spark-gateway.io/request-id": "req-long"}},
             "status": {
                 "currentState": running,
                 "stateTransitionHistory": {"7": running},
@@ -180,10 +231,11 @@ mod tests {
         // `spark_gateway_core::apache_v1::spark_app_id`); the old answer was
         // `nightly-customer-churn-feature-engineering-pipeline-1-driver`, a pod that never exists.
         let expected = "nightly-c-4qojse9q8pc9j8czzkk6w1ab5t6scry1btqw-driver";
-        let gateway = gateway(long_named_app());
+        let gateway = gateway([long_named_app()]);
+        let records = MemoryRecords::default();
 
         let direct = handle_status_event(
-            &gateway,
+            &service(&gateway, &records),
             json!({"namespace": "sjns-data-control",
                    "application_name": "nightly-customer-churn-feature-engineering-pipeline"}),
         )
@@ -191,5 +243,118 @@ mod tests {
         .expect("status");
         assert_eq!(direct["driver_pod_name"], expected, "{direct}");
         assert_eq!(direct["attempt"], 1);
+        assert_eq!(direct["source"], "live");
+
+        let by_request = handle_status_event(
+            &service(&gateway, &records),
+            json!({"namespace": "sjns-data-control", "request_id": "req-long"}),
+        )
+        .await
+        .expect("status by request id");
+        assert_eq!(by_request["uid"], "u-1");
+    }
+
+    fn succeeded_record(name: &str, request_id: &str) -> spark_gateway_events::JobRecord {
+        let entry = |state: &str, second: u32| {
+            json!({"currentStateSummary": state,
+                   "lastTransitionTime": format!("2026-11-23T10:00:{second:02}Z")})
+        };
+        let view = StatusView::from_status(Some(&json!({
+            "currentState": entry("ResourceReleased", 9),
+            "stateTransitionHistory": {
+                "0": entry("Submitted", 0), "1": entry("DriverStarted", 1),
+                "2": entry("RunningHealthy", 2), "3": entry("Succeeded", 8),
+                "4": entry("ResourceReleased", 9)
+            }
+        })))
+        .unwrap();
+        let facts = ObjectFacts {
+            name: name.into(),
+            namespace: "sjns-data-control".into(),
+            uid: format!("uid-of-{name}"),
+            request_id: Some(request_id.into()),
+            created_at: None,
+        };
+        job_record(
+            &facts,
+            &RecordFacts::default(),
+            &view,
+            None,
+            "dev",
+            "2026-11-23T10:00:10Z".parse().unwrap(),
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_gone_application_is_answered_from_its_record_by_name_and_by_request_id() {
+        let gateway = gateway([]);
+        let records = MemoryRecords::default();
+        records
+            .put(&succeeded_record("pi-done", "req-done"))
+            .await
+            .unwrap();
+
+        for query in [
+            json!({"namespace": "sjns-data-control", "application_name": "pi-done"}),
+            json!({"namespace": "sjns-data-control", "request_id": "req-done"}),
+        ] {
+            let answer = handle_status_event(&service(&gateway, &records), query.clone())
+                .await
+                .expect("an answer from the record");
+            assert_eq!(answer["source"], "record", "{query}");
+            assert_eq!(answer["outcome"]["result"], "succeeded");
+            assert_eq!(answer["history"].as_array().unwrap().len(), 5);
+        }
+
+        let unknown = handle_status_event(
+            &service(&gateway, &records),
+            json!({"namespace": "sjns-data-control", "request_id": "req-never"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((unknown.http_status, unknown.error_type), (404, "NotFound"));
+        assert!(
+            unknown.message.contains("with request id req-never"),
+            "{}",
+            unknown.message
+        );
+    }
+
+    #[tokio::test]
+    async fn records_are_not_read_for_a_namespace_the_policy_refuses() {
+        let gateway = gateway([]);
+        let records = MemoryRecords::default();
+        let mut elsewhere = succeeded_record("pi-done", "req-done");
+        elsewhere.status.namespace = "kube-system".into();
+        records.put(&elsewhere).await.unwrap();
+        let refused = handle_status_event(
+            &service(&gateway, &records),
+            json!({"namespace": "kube-system", "application_name": "pi-done"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.http_status, 400, "{}", refused.message);
+    }
+
+    #[tokio::test]
+    async fn a_query_names_exactly_one_of_name_and_request_id() {
+        let gateway = gateway([]);
+        let records = MemoryRecords::default();
+        for query in [
+            json!({"namespace": "sjns-data-control"}),
+            json!({"namespace": "sjns-data-control", "application_name": "a", "request_id": "b"}),
+        ] {
+            let refused = handle_status_event(&service(&gateway, &records), query)
+                .await
+                .unwrap_err();
+            assert_eq!(refused.http_status, 400);
+            assert!(
+                refused.message.contains("exactly one"),
+                "{}",
+                refused.message
+            );
+        }
     }
 }

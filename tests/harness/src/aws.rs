@@ -3,16 +3,12 @@
 use anyhow::{Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::names::unique_name;
 use crate::world::LocalWorld;
 
 /// SDK configuration for LocalStack: its endpoint, `us-east-1`, the test credentials from the env file.
 pub async fn localstack_config(world: &LocalWorld) -> Result<SdkConfig> {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     // SAFETY of credentials: the env file holds LocalStack's well-known test keys, never real ones.
     let credentials = aws_sdk_sqs::config::Credentials::new(
         world.var("AWS_ACCESS_KEY_ID").unwrap_or("test"),
@@ -22,7 +18,7 @@ pub async fn localstack_config(world: &LocalWorld) -> Result<SdkConfig> {
         "spark-gateway-local-world",
     );
     Ok(aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(spark_gateway_aws::https_client())
         .endpoint_url(world.aws_endpoint()?)
         .region(Region::new(
             world.var("AWS_REGION").unwrap_or("us-east-1").to_string(),

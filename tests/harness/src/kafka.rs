@@ -155,6 +155,19 @@ impl TopicReader {
         Ok(Self { consumer })
     }
 
+    /// Every record that arrives within `window` (for asserting that something did *not* arrive: give
+    /// the producer side time to have sent it first).
+    pub async fn read_for(&self, window: Duration) -> Vec<Record> {
+        let deadline = Instant::now() + window;
+        let mut records = Vec::new();
+        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+            if let Ok(Ok(message)) = tokio::time::timeout(remaining, self.consumer.recv()).await {
+                records.push(Record::from_message(&message));
+            }
+        }
+        records
+    }
+
     /// Reads records until `done` says the collected ones suffice, or fails after `timeout` listing what
     /// arrived.
     pub async fn read_until(

@@ -13,6 +13,7 @@ mod system {
     pub mod local_world;
     pub mod rbac;
     pub mod real_spark;
+    pub mod records;
     pub mod replays;
     pub mod secure_kafka;
 }

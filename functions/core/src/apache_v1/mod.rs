@@ -4,7 +4,7 @@
 //! - the resource: [`GROUP`], [`VERSION`], [`KIND`], [`PLURAL`];
 //! - what each state means: its operator-neutral [`Phase`], whether it ends, stops or fails an attempt
 //!   ([`StateMeaning`]), and the [`outcome`] a history adds up to;
-//! - the status as typed values: [`StatusView`];
+//! - the status as typed values: [`StatusView`]; the spec's sizing inputs: [`SpecView`];
 //! - the names the operator derives: [`spark_app_id`], [`driver_pod_name`].
 //!
 //! The state names themselves are the contract's [`ApplicationState`], so what is published and what is
@@ -13,12 +13,14 @@
 //! state recorded before it, which is why [`outcome`] reads the attempt's whole history.
 
 mod naming;
+mod spec;
 mod status;
 
 pub use naming::{driver_pod_name, spark_app_id};
-pub use status::{CurrentState, HistoryEntry, StatusError, StatusView};
+pub use spec::SpecView;
+pub use status::{CurrentState, DriverTermination, HistoryEntry, StatusError, StatusView};
 
-use spark_gateway_events::{ApplicationState, FailureReason, Outcome, Phase};
+use spark_gateway_events::{ApplicationState, FailureDetail, FailureReason, Outcome, Phase};
 
 /// API group of SparkApplication.
 pub const GROUP: &str = "spark.apache.org";
@@ -141,6 +143,35 @@ pub fn outcome<'a>(
         None => Outcome::Cancelled {
             message: last_message.map(str::to_string),
         },
+    })
+}
+
+/// The longest termination message kept, in characters: what Kubernetes keeps of a log under
+/// `FallbackToLogsOnError` (the last 2048 bytes), so an event stays far below a broker's record limit.
+pub const MAX_TERMINATION_MESSAGE_CHARS: usize = 2048;
+
+/// Why an attempt that ended with `outcome` failed: the category, and how its driver container ended
+/// (the last entry of the attempt that recorded the driver's termination). `None` for a success.
+pub fn failure_detail<'a>(
+    outcome: &Outcome,
+    attempt_entries: impl IntoIterator<Item = &'a HistoryEntry>,
+) -> Option<FailureDetail> {
+    let category = outcome.failure_category()?;
+    let driver = attempt_entries
+        .into_iter()
+        .filter_map(|entry| entry.driver.as_ref())
+        .last();
+    Some(FailureDetail {
+        category,
+        exit_code: driver.map(|d| d.exit_code),
+        reason: driver.and_then(|d| d.reason.clone()),
+        termination_message: driver.and_then(|d| d.message.as_deref()).map(|m| {
+            let skip = m
+                .chars()
+                .count()
+                .saturating_sub(MAX_TERMINATION_MESSAGE_CHARS);
+            m.chars().skip(skip).collect()
+        }),
     })
 }
 
@@ -268,5 +299,64 @@ mod tests {
     fn no_outcome_before_the_end() {
         assert_eq!(outcome(plain(&HAPPY_PATH[..6])), None);
         assert_eq!(outcome(plain(&[])), None);
+    }
+
+    #[test]
+    fn the_failure_detail_comes_from_the_driver_status_the_operator_recorded() {
+        let long_log = format!("{}ValueError: the last line", "x".repeat(5000));
+        let status = StatusView::from_status(Some(&serde_json::json!({
+            "stateTransitionHistory": {
+                "0": {"currentStateSummary": "DriverStarted"},
+                "1": {"currentStateSummary": "Failed", "lastObservedDriverStatus": {
+                    "phase": "Failed",
+                    "containerStatuses": [
+                        {"name": "sidecar", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                        {"name": "spark-kubernetes-driver", "state": {"terminated": {
+                            "exitCode": 1, "reason": "Error", "message": long_log}}}
+                    ]}},
+                "2": {"currentStateSummary": "ResourceReleased"}
+            }
+        })))
+        .unwrap();
+        let outcome = outcome(
+            status
+                .entries
+                .iter()
+                .map(|e| (*e.state.as_ref().unwrap(), None)),
+        )
+        .unwrap();
+        let detail = failure_detail(&outcome, &status.entries).unwrap();
+        assert_eq!(
+            detail.category,
+            spark_gateway_events::FailureCategory::UserError
+        );
+        assert_eq!(
+            (detail.exit_code, detail.reason.as_deref()),
+            (Some(1), Some("Error"))
+        );
+        let message = detail.termination_message.unwrap();
+        assert_eq!(message.chars().count(), MAX_TERMINATION_MESSAGE_CHARS);
+        assert!(message.ends_with("ValueError: the last line"));
+
+        // An eviction names the pod's reason; a success has no detail.
+        let evicted = StatusView::from_status(Some(&serde_json::json!({
+            "stateTransitionHistory": {"0": {"currentStateSummary": "DriverEvicted",
+                "lastObservedDriverStatus": {"phase": "Failed", "reason": "Evicted",
+                    "message": "The node was low on resource: memory.",
+                    "containerStatuses": [{"state": {"terminated": {"exitCode": 137}}}]}}}
+        })))
+        .unwrap();
+        let failed = Outcome::Failed {
+            reason: FailureReason::DriverEvicted,
+            message: None,
+        };
+        let detail = failure_detail(&failed, &evicted.entries).unwrap();
+        assert_eq!(
+            detail.category,
+            spark_gateway_events::FailureCategory::Infrastructure
+        );
+        assert_eq!(detail.reason.as_deref(), Some("Evicted"));
+        assert_eq!(detail.exit_code, Some(137));
+        assert_eq!(failure_detail(&Outcome::Succeeded, &evicted.entries), None);
     }
 }

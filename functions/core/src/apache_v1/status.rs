@@ -29,6 +29,22 @@ pub struct HistoryEntry {
     pub time: Option<Timestamp>,
     /// The operator's message.
     pub message: Option<String>,
+    /// How the driver's container ended, from the pod status the operator copied into the entry
+    /// (`lastObservedDriverStatus`, on the `Failed`, `Succeeded` and `DriverEvicted` it writes when it
+    /// sees the driver terminate).
+    pub driver: Option<DriverTermination>,
+}
+
+/// A terminated driver container, as `lastObservedDriverStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverTermination {
+    /// `terminated.exitCode`.
+    pub exit_code: i32,
+    /// `terminated.reason` (`Error`, `OOMKilled`, `Completed`), else the pod's `reason` (`Evicted`).
+    pub reason: Option<String>,
+    /// `terminated.message`: the container's termination message (with `terminationMessagePolicy:
+    /// FallbackToLogsOnError`, the end of its log when it failed), else the pod's `message`.
+    pub message: Option<String>,
 }
 
 /// `status.currentState`: the state the application is in now.
@@ -127,6 +143,65 @@ struct RawEntry {
     last_transition_time: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    last_observed_driver_status: Option<RawPodStatus>,
+}
+
+/// The few fields of a `PodStatus` the gateway reads; the rest is skipped unparsed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPodStatus {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    container_statuses: Vec<RawContainerStatus>,
+}
+
+#[derive(Deserialize)]
+struct RawContainerStatus {
+    #[serde(default)]
+    state: Option<RawContainerState>,
+}
+
+#[derive(Deserialize)]
+struct RawContainerState {
+    #[serde(default)]
+    terminated: Option<RawTerminated>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTerminated {
+    exit_code: i32,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl RawPodStatus {
+    /// The operator counts every container as the driver's unless
+    /// `spark.kubernetes.driver.podTemplateContainerName` names one (`ModelUtils`
+    /// `findDriverMainContainerStatus`), and fails the application if any of them failed: the first
+    /// failed one explains it, else the first terminated one.
+    fn termination(&self) -> Option<DriverTermination> {
+        let terminated: Vec<&RawTerminated> = self
+            .container_statuses
+            .iter()
+            .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+            .collect();
+        let chosen = terminated
+            .iter()
+            .find(|t| t.exit_code != 0)
+            .or_else(|| terminated.first())?;
+        Some(DriverTermination {
+            exit_code: chosen.exit_code,
+            reason: message(chosen.reason.clone()).or_else(|| message(self.reason.clone())),
+            message: message(chosen.message.clone()).or_else(|| message(self.message.clone())),
+        })
+    }
 }
 
 impl StatusView {
@@ -208,6 +283,10 @@ fn assign_attempts(entries: &[(u64, &RawEntry)], last_attempt: u64) -> Vec<Histo
                 state,
                 time: timestamp(entry.last_transition_time.as_deref()),
                 message: message(entry.message.clone()),
+                driver: entry
+                    .last_observed_driver_status
+                    .as_ref()
+                    .and_then(RawPodStatus::termination),
             };
             if opens_attempt {
                 attempt = attempt.saturating_sub(1);

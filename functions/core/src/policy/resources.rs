@@ -68,6 +68,10 @@ pub struct Footprint {
     pub executor: PodResources,
     /// The most executors that can run at once.
     pub max_executors: u32,
+    /// The executors requested at start: `spark.executor.instances` (default 2), or under dynamic
+    /// allocation the largest of its minimum, initial and `spark.executor.instances`, as Spark's
+    /// `Utils.getDynamicAllocationInitialExecutors` computes it.
+    pub initial_executors: u32,
     /// Whether dynamic allocation decides the count.
     pub dynamic_allocation: bool,
 }
@@ -253,10 +257,15 @@ pub fn footprint(
         )
         .unwrap_or(false);
     let instances = reader.count(conf::EXECUTOR_INSTANCES);
+    let min = reader.count("spark.dynamicAllocation.minExecutors");
+    let initial = reader.count("spark.dynamicAllocation.initialExecutors");
+    let initial_executors = if dynamic_allocation {
+        min.max(initial).max(instances).unwrap_or(0)
+    } else {
+        instances.unwrap_or(DEFAULT_EXECUTOR_INSTANCES)
+    };
     let max_executors = if dynamic_allocation {
         let max = reader.count(conf::MAX_EXECUTORS);
-        let min = reader.count("spark.dynamicAllocation.minExecutors");
-        let initial = reader.count("spark.dynamicAllocation.initialExecutors");
         match max {
             None if !conf.contains_key(conf::MAX_EXECUTORS) => {
                 reader.problem(
@@ -299,6 +308,7 @@ pub fn footprint(
             driver,
             executor,
             max_executors,
+            initial_executors,
             dynamic_allocation,
         })
     } else {
@@ -327,6 +337,7 @@ mod tests {
         assert_eq!(f.driver.memory_bytes, (1024 + 384) * MIB);
         assert_eq!(f.executor.cpu_millis, 1000);
         assert_eq!(f.max_executors, 2);
+        assert_eq!(f.initial_executors, 2);
         // Python: 40% overhead.
         let f = footprint(&conf(&[("spark.executor.memory", "4g")]), PYTHON).unwrap();
         assert_eq!(f.executor.memory_bytes, 4096 * MIB + (4096 * MIB * 4 / 10));
@@ -414,6 +425,20 @@ mod tests {
         .unwrap();
         assert_eq!(f.max_executors, 40);
         assert!(f.dynamic_allocation);
+        // Spark's minExecutors default (0) is where a dynamic application starts.
+        assert_eq!(f.initial_executors, 0);
+        let f = footprint(
+            &conf(&[
+                ("spark.dynamicAllocation.enabled", "true"),
+                ("spark.dynamicAllocation.maxExecutors", "40"),
+                ("spark.dynamicAllocation.minExecutors", "3"),
+                ("spark.dynamicAllocation.initialExecutors", "5"),
+                ("spark.executor.instances", "4"),
+            ]),
+            JAVA,
+        )
+        .unwrap();
+        assert_eq!(f.initial_executors, 5);
     }
 
     #[test]

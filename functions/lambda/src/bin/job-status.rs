@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use spark_gateway_lambda::status::{StatusFailure, handle_status_event};
+use spark_gateway_lambda::status::{StatusFailure, StatusService, handle_status_event};
 
 /// A failed direct invocation, reported to the caller with a specific `errorType`.
 #[derive(Debug)]
@@ -23,10 +23,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handlers = spark_gateway_lambda::live_handlers().await?;
     let warm = std::sync::Arc::clone(&handlers.gateway);
     tokio::spawn(async move { warm.warm_up().await });
-    let gateway = &*handlers.gateway;
+    let service = &StatusService {
+        gateway: &handlers.gateway,
+        records: handlers.records.as_ref(),
+    };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Boxed: the gateway's future is deep enough to exceed the compiler's type-layout depth otherwise.
-        Box::pin(handle_status_event(gateway, event.payload))
+        Box::pin(handle_status_event(service, event.payload))
             .await
             .map_err(Failure)
     }))

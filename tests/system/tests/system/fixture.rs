@@ -16,7 +16,9 @@ use spark_gateway_core::Policy;
 use spark_gateway_events::{RequestId, SubmitJobRequest, decode};
 use spark_gateway_harness::aws::localstack_config;
 use spark_gateway_harness::world::repo_root;
-use spark_gateway_harness::{GATEWAY_ACCOUNT, LocalWorld, SimDefaults, TestCluster, unique_name};
+use spark_gateway_harness::{
+    GATEWAY_ACCOUNT, LocalWorld, SimDefaults, TestCluster, WATCHER_ACCOUNT, unique_name,
+};
 
 pub const CLUSTER: &str = "dev";
 pub const NAMESPACE: &str = "sjns-data-control";
@@ -50,9 +52,11 @@ impl Fixture {
         spark_gateway_harness::init_tracing();
         spark_gateway::install_crypto_provider();
         let world = LocalWorld::from_env()?;
+        // The watcher's namespace too (its Lease), for the tests that run it.
+        let namespaces = [NAMESPACE, WATCHER_ACCOUNT.0];
         let cluster = match sim {
-            Some(sim) => TestCluster::start_with(&[NAMESPACE], sim).await?,
-            None => TestCluster::start(&[NAMESPACE], SimDefaults::default()).await?,
+            Some(sim) => TestCluster::start_with(&namespaces, sim).await?,
+            None => TestCluster::start(&namespaces, SimDefaults::default()).await?,
         };
         // The gateway's own account, with exactly the permissions the repository deploys for it.
         let gateway_token = cluster.service_account_token(GATEWAY_ACCOUNT);

@@ -61,6 +61,7 @@ pub(super) fn handler_config(fixture: &Fixture, channels: &Channels) -> Result<H
         max_concurrency: 4,
         max_message_bytes: spark_gateway_events::DEFAULT_MAX_MESSAGE_BYTES,
         replay_ledger: None,
+        records: None,
     })
 }
 

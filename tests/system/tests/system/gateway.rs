@@ -23,11 +23,7 @@ use spark_gateway_harness::{GATEWAY_ACCOUNT, unique_name};
 use super::fixture::{Fixture, NAMESPACE, TestGateway, seed_request, with_scenario};
 
 fn status_request(request: &SubmitJobRequest) -> GetJobStatusRequest {
-    GetJobStatusRequest {
-        application_name: request.application_name.clone(),
-        namespace: request.namespace.clone(),
-        cluster: None,
-    }
+    GetJobStatusRequest::by_name(&request.namespace, &request.application_name)
 }
 
 fn delete_request(request: &SubmitJobRequest) -> Result<DeleteJobRequest> {

@@ -257,7 +257,7 @@ async fn a_replayed_kafka_batch_does_not_recreate_an_application_a_later_record_
     let bootstrap = fixture.world.kafka_bootstrap()?;
     let events_topic = create_topic(bootstrap, "it-events", 1).await?;
     let aws = spark_gateway_harness::aws::localstack_config(&fixture.world).await?;
-    let s3 = spark_gateway_handlers::replay::S3PositionLedger::client(&aws);
+    let s3 = spark_gateway_records::s3_client(&aws);
     let bucket = unique_name("it-ledger");
     s3.create_bucket().bucket(&bucket).send().await?;
     let flaky_token_path = format!("spark-gateway/tests/{}/token", unique_name("flaky"));

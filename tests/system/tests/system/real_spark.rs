@@ -21,8 +21,8 @@ use operator_sim::real::{EXECUTION_KEY, LocalTarget};
 use operator_sim::{RealConfig, Scenario, Settings, SimConfig};
 use serde_json::json;
 use spark_gateway_events::{
-    ApplicationState, FailureReason, GetJobStatusRequest, GetJobStatusResponse, JobRequest,
-    Outcome, SparkApplicationType, SubmitJobRequest,
+    ApplicationState, FailureCategory, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
+    JobRequest, Outcome, SparkApplicationType, SubmitJobRequest,
 };
 use spark_gateway_harness::LocalWorld;
 use tokio::sync::Semaphore;
@@ -100,11 +100,7 @@ impl RealWorld {
     /// the simulator's run timeout still ends the application).
     async fn outcome_of(&self, name: &str) -> Result<GetJobStatusResponse> {
         let gateway = self.fixture.gateway().await?;
-        let request = GetJobStatusRequest {
-            application_name: name.to_owned(),
-            namespace: NAMESPACE.to_owned(),
-            cluster: None,
-        };
+        let request = GetJobStatusRequest::by_name(NAMESPACE, name);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(360);
         loop {
             match gateway.status(&request).await {
@@ -285,6 +281,17 @@ async fn a_job_that_raises_fails_with_its_exception_text() -> Result<()> {
         "{message}"
     );
     assert!(message.contains("(task saw value 3)"), "{message}");
+    // The failure detail a person starts from: the category, the driver's exit code and the end of
+    // its log (the termination message FallbackToLogsOnError gives), from lastObservedDriverStatus.
+    let failure = status.failure.as_ref().context("failure detail")?;
+    assert_eq!(failure.category, FailureCategory::UserError);
+    assert_eq!(failure.exit_code, Some(1), "{failure:?}");
+    assert_eq!(failure.reason.as_deref(), Some("Error"));
+    let termination = failure.termination_message.as_deref().unwrap_or_default();
+    assert!(
+        termination.contains("RuntimeError: spark-gateway example job failed on purpose"),
+        "{termination}"
+    );
     let log = world.driver_log(&status)?;
     assert!(
         log.contains("ValueError: spark-gateway example job failed on purpose (task saw value 3)"),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloudevent::{CloudEvent, EventData};
 use crate::request::RequestAction;
-use crate::state::{ApplicationState, FailureDetail, Outcome, Phase};
+use crate::state::{ApplicationState, FailureDetail, Links, Outcome, Phase};
 use crate::usage::Usage;
 
 /// The CloudEvents `type` of [`ApplicationStateChanged`].
@@ -64,6 +64,9 @@ pub struct ApplicationStateChanged {
     /// What it used, on the event that ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The Spark UI, history server and log links, when the cluster has link templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
 }
 
 impl EventData for ApplicationStateChanged {
@@ -336,6 +339,10 @@ impl MessageOrigin {
 }
 
 /// Any event on the completion topic, told apart by its CloudEvents `type`.
+///
+/// Not boxed although state changes are the largest: a subscriber decodes one at a time and handles it
+/// there, so no collection of them pays for the size difference.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompletionEvent {
     /// An [`ApplicationStateChanged`] event.

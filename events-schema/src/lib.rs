@@ -68,7 +68,8 @@ pub use request::{
     RuntimeVersions, SparkApplicationType, SubmitJobRequest,
 };
 pub use state::{
-    ApplicationState, FailureCategory, FailureDetail, FailureReason, Outcome, Phase, UnknownState,
+    ApplicationState, FailureCategory, FailureDetail, FailureReason, Links, Outcome, Phase,
+    UnknownState,
 };
 pub use status::{GetJobStatusResponse, StateTransition, StatusSource};
 pub use usage::{RoleUsage, Usage};

@@ -223,6 +223,21 @@ pub struct FailureDetail {
     pub termination_message: Option<String>,
 }
 
+/// Where a person looks next, from the cluster's URL templates; each link only when its template is
+/// configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Links {
+    /// The running driver's Spark UI (until the attempt stops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark_ui: Option<String>,
+    /// The application in the Spark history server (once the attempt has stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_server: Option<String>,
+    /// Where the driver's logs are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+}
+
 /// Where an application is in its life, in terms every operator target shares: what a subscriber reads
 /// to follow an application without knowing the operator's own state names.
 #[derive(

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{ApplicationState, FailureDetail, Outcome, Phase};
+use crate::state::{ApplicationState, FailureDetail, Links, Outcome, Phase};
 use crate::usage::Usage;
 
 /// What the gateway knows about one SparkApplication.
@@ -53,6 +53,9 @@ pub struct GetJobStatusResponse {
     /// What it used, once it has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The history server and log links, in a job record written by a watcher with link templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
     /// Where the answer comes from: the live object, or the job record once the object is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<StatusSource>,

@@ -12,7 +12,8 @@
 //!    consumer, alongside the watcher's own publish-to-acknowledgement histogram.
 //!
 //! Run: `cargo bench -p spark-gateway-watcher --bench throughput` with the local world up. Sizes:
-//! `WATCHER_BENCH_APPS` (10000), `WATCHER_BENCH_LIVE_APPS` (1000).
+//! `WATCHER_BENCH_APPS` (10000), `WATCHER_BENCH_LIVE_APPS` (1000). `WATCHER_BENCH_BINARY` runs another
+//! watcher binary (one built from an earlier commit) under the same harness, for before/after numbers.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -286,7 +287,9 @@ fn spawn_watcher(
     listen: SocketAddr,
     log: &std::path::Path,
 ) -> Result<tokio::process::Child> {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_spark-gateway-watcher"))
+    let binary = std::env::var_os("WATCHER_BENCH_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_spark-gateway-watcher").into());
+    tokio::process::Command::new(binary)
         .arg("run")
         .arg("--kubeconfig")
         .arg(kubeconfig)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
+use spark_gateway_core::links::{LinkTemplates, TemplateError, UrlTemplate};
 
 use crate::WatcherSettings;
 use crate::kafka::KafkaSettings;
@@ -116,9 +117,24 @@ pub struct RunArgs {
     /// Without it no records are written and `job-status` cannot answer once an application is gone.
     #[arg(long, env = spark_gateway_records::BUCKET_VARIABLE)]
     pub records_bucket: Option<String>,
+    /// URL template of a running driver's Spark UI, in the events (placeholders: `{cluster}`,
+    /// `{namespace}`, `{name}`, `{uid}`, `{attempt}`, `{app_id}`, `{driver_pod}`).
+    #[arg(long, env = "WATCHER_SPARK_UI_URL_TEMPLATE", value_parser = url_template)]
+    pub spark_ui_url_template: Option<UrlTemplate>,
+    /// URL template of the application in the Spark history server, in the events once it stopped
+    /// and in the job record.
+    #[arg(long, env = "WATCHER_HISTORY_URL_TEMPLATE", value_parser = url_template)]
+    pub history_url_template: Option<UrlTemplate>,
+    /// URL template of the driver's logs, in every event and the job record.
+    #[arg(long, env = "WATCHER_LOGS_URL_TEMPLATE", value_parser = url_template)]
+    pub logs_url_template: Option<UrlTemplate>,
     /// Key prefix of the job records in the bucket.
     #[arg(long, env = spark_gateway_records::PREFIX_VARIABLE, default_value = spark_gateway_records::DEFAULT_PREFIX)]
     pub records_prefix: String,
+}
+
+fn url_template(text: &str) -> Result<UrlTemplate, TemplateError> {
+    UrlTemplate::new(text)
 }
 
 impl RunArgs {
@@ -153,6 +169,11 @@ impl RunArgs {
                 finalizer_enabled: !self.no_finalizer,
                 max_in_flight: self.max_in_flight,
                 max_retry_delay: Duration::from_secs(5),
+                links: LinkTemplates {
+                    spark_ui: self.spark_ui_url_template.clone(),
+                    history_server: self.history_url_template.clone(),
+                    logs: self.logs_url_template.clone(),
+                },
             },
             lease: LeaseSettings {
                 name: self.lease_name.clone(),

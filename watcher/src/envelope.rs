@@ -7,6 +7,7 @@
 
 use jiff::Timestamp;
 use spark_gateway_core::apache_v1::StateMeaning;
+use spark_gateway_core::links::{LinkTarget, LinkTemplates};
 use spark_gateway_events::{
     ApplicationStateChanged, CloudEvent, KafkaRecord, Usage, cluster_event_source,
 };
@@ -23,7 +24,15 @@ pub fn state_changed_event(
     cluster: &str,
     transition: &Transition,
     usage: Option<Usage>,
+    links: &LinkTemplates,
 ) -> CloudEvent<ApplicationStateChanged> {
+    let target = LinkTarget {
+        cluster,
+        namespace: &identity.namespace,
+        name: &identity.name,
+        uid: &identity.uid,
+        attempt: transition.attempt,
+    };
     let data = ApplicationStateChanged {
         application_name: identity.name.clone(),
         namespace: identity.namespace.clone(),
@@ -39,6 +48,7 @@ pub fn state_changed_event(
         message: transition.message.clone(),
         failure: transition.failure.clone(),
         usage: usage.filter(|_| transition.outcome.is_some()),
+        links: links.links(&target, transition.state.phase()),
         outcome: transition.outcome.clone(),
     };
     let mut event = CloudEvent::new(data.event_id(), cluster_event_source(cluster), data);
@@ -97,7 +107,13 @@ mod tests {
         let Some(Step::Publish(last)) = plan.steps.last() else {
             panic!("nothing to publish")
         };
-        state_changed_event(&observation.identity, "dev", last, None)
+        state_changed_event(
+            &observation.identity,
+            "dev",
+            last,
+            None,
+            &LinkTemplates::default(),
+        )
     }
 
     #[test]

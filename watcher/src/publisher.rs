@@ -34,7 +34,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use kube::runtime::watcher;
-use spark_gateway_events::Outcome;
+use spark_gateway_events::{Outcome, Phase};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -48,6 +48,7 @@ use crate::schedule::{Schedule, SyncReport, SyncStart};
 use crate::sink::{EventSink, SinkError};
 use crate::transitions::{self, Step};
 use spark_gateway_core::apache_v1::StateMeaning;
+use spark_gateway_core::links::{LinkTarget, LinkTemplates};
 use spark_gateway_core::{Classify, Disposition, error_chain, status, usage};
 use spark_gateway_records::{JobRecordStore, RecordError, Stored};
 
@@ -62,6 +63,8 @@ pub struct PublisherSettings {
     pub max_in_flight: usize,
     /// The longest wait between two retries of a failing sync.
     pub max_retry_delay: Duration,
+    /// The cluster's Spark UI, history server and log link templates.
+    pub links: LinkTemplates,
 }
 
 /// Why one round of a sync failed; the sync retries.
@@ -362,6 +365,7 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
                         &self.settings.cluster,
                         transition,
                         usage.clone(),
+                        &self.settings.links,
                     );
                     let record = OutgoingRecord::new(&event);
                     let started = Instant::now();
@@ -427,7 +431,19 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
             &self.settings.cluster,
             Timestamp::now(),
         ) {
-            Ok(Some(record)) => record,
+            Ok(Some(mut record)) => {
+                record.status.links = self.settings.links.links(
+                    &LinkTarget {
+                        cluster: &self.settings.cluster,
+                        namespace: &identity.namespace,
+                        name: &identity.name,
+                        uid: &identity.uid,
+                        attempt: observation.status.current_attempt,
+                    },
+                    Phase::Ended,
+                );
+                record
+            }
             Ok(None) => return Ok(()),
             // A state the contract does not know (a newer operator): no record can describe it, and
             // waiting would not change that; the events of the known states still go out.

@@ -24,6 +24,7 @@ use kube_emulator::EmulatorConfig;
 use operator_sim::{SCENARIO_KEY, STEP_MILLIS_KEY, Scenario};
 use serde_json::{Value, json};
 use spark_gateway_core::apache_v1::HAPPY_PATH;
+use spark_gateway_core::links::LinkTemplates;
 use spark_gateway_events::{
     ApplicationState, ApplicationStateChanged, CloudEvent, CompletionEvent, FailureReason, Outcome,
     Phase, decode_completion_event,
@@ -292,16 +293,18 @@ impl Watcher {
             identity,
             finalizer_enabled,
             None::<Arc<MemoryRecords>>,
+            LinkTemplates::default(),
         )
     }
 
-    /// Like [`Watcher::start`], keeping job records in `records`.
+    /// Like [`Watcher::start`], keeping job records in `records` and linking with `links`.
     fn start_recording<S: EventSink, R: JobRecordStore>(
         cluster: &Cluster,
         sink: S,
         identity: &str,
         finalizer_enabled: bool,
         records: Option<Arc<R>>,
+        links: LinkTemplates,
     ) -> Self {
         let settings = WatcherSettings {
             namespaces: vec![NAMESPACE.to_string()],
@@ -311,6 +314,7 @@ impl Watcher {
                 finalizer_enabled,
                 max_in_flight: 64,
                 max_retry_delay: Duration::from_secs(1),
+                links,
             },
             lease: LeaseSettings {
                 name: LEASE.to_string(),

@@ -70,13 +70,16 @@ impl Application {
 
 /// The application a status query is about: by name, or by the request that created it.
 #[derive(Debug, clap::Args)]
-#[group(id = "lookup", required = true, multiple = false, args = ["name", "request_id"])]
 struct StatusTarget {
     /// Namespace.
     #[arg(long)]
     namespace: String,
     /// Application name.
-    #[arg(long)]
+    #[arg(
+        long,
+        conflicts_with = "request_id",
+        required_unless_present = "request_id"
+    )]
     name: Option<String>,
     /// The request id of the submit that created it.
     #[arg(long)]

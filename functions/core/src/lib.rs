@@ -11,6 +11,7 @@
 //!   and usage included; [`usage`]: what an application used.
 //! - [`disposition`]: the permanent/transient error taxonomy that decides ack, retry or dead-letter.
 //! - [`labels`]: the labels and annotations that mark the gateway's applications.
+//! - [`links`]: Spark UI, history server and log links from per-cluster URL templates.
 //! - [`names`], [`quantity`]: Kubernetes name rules and Spark resource strings.
 //!
 //! ```text
@@ -23,6 +24,7 @@
 pub mod apache_v1;
 pub mod disposition;
 pub mod labels;
+pub mod links;
 pub mod mapping;
 pub mod names;
 pub mod policy;

@@ -117,6 +117,7 @@ pub fn status_answer(
         history,
         last_transition_time,
         application_name: facts.name.clone(),
+        links: None,
         source: None,
     })
 }

@@ -70,6 +70,7 @@ fn record(name: &str, uid: &str, request_id: &str, through: u64, created_second:
             last_transition_time: None,
             failure: None,
             usage: None,
+            links: None,
             source: None,
         },
         earlier_attempts: Vec::new(),

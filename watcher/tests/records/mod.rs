@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use spark_gateway_events::{FailureCategory, JobLookup, Outcome};
+use spark_gateway_core::links::{LinkTemplates, UrlTemplate};
+use spark_gateway_events::{ApplicationState, FailureCategory, JobLookup, Outcome};
 use spark_gateway_harness::aws::localstack_config;
 use spark_gateway_harness::{LocalWorld, unique_name};
 use spark_gateway_records::{JobRecordStore, S3Records, s3_client};
@@ -46,6 +47,7 @@ async fn a_watcher_killed_before_the_record_write_leaves_one_record_and_one_term
         "records-a",
         true,
         Some(Arc::clone(&records)),
+        LinkTemplates::default(),
     );
     // The operator deletes it at once after ResourceReleased (ttlAfterStopMillis: 0).
     let uid = cluster
@@ -91,6 +93,7 @@ async fn a_watcher_killed_before_the_record_write_leaves_one_record_and_one_term
         "records-b",
         true,
         Some(Arc::clone(&records)),
+        LinkTemplates::default(),
     );
     let reader = TopicReader::new(&bootstrap, &topic).expect("a consumer");
     let events = read_until_complete(&reader, &[(&uid, 7)]).await;
@@ -161,6 +164,17 @@ async fn a_failed_application_is_recorded_with_its_category() {
         "records-f",
         true,
         Some(Arc::clone(&records)),
+        LinkTemplates {
+            spark_ui: Some(
+                UrlTemplate::new("https://ui.example.com/{namespace}/{driver_pod}").unwrap(),
+            ),
+            history_server: Some(
+                UrlTemplate::new("https://history.example.com/history/{app_id}").unwrap(),
+            ),
+            logs: Some(
+                UrlTemplate::new("https://logs.example.com/{cluster}/{driver_pod}").unwrap(),
+            ),
+        },
     );
     let uid = cluster.create("fails", "failure", 200, json!({})).await;
     let reader = TopicReader::new(&bootstrap, &topic).expect("a consumer");
@@ -176,6 +190,31 @@ async fn a_failed_application_is_recorded_with_its_category() {
     // From the pod status the operator copies into the Failed entry (lastObservedDriverStatus).
     assert_eq!(failure.exit_code, Some(1));
     assert_eq!(failure.reason.as_deref(), Some("Error"));
+    // The UI while it runs, the history server once it stopped, the logs on every event.
+    let running = events
+        .iter()
+        .find(|p| p.event.data.uid == uid && p.event.data.state == ApplicationState::RunningHealthy)
+        .and_then(|p| p.event.data.links.clone())
+        .expect("links on the running event");
+    assert_eq!(
+        running.spark_ui.as_deref(),
+        Some("https://ui.example.com/spark-jobs/fails-0-driver")
+    );
+    assert_eq!(running.history_server, None);
+    let links = ended[0]
+        .event
+        .data
+        .links
+        .clone()
+        .expect("links on the terminal event");
+    assert_eq!(
+        (links.spark_ui, links.history_server.as_deref()),
+        (None, Some("https://history.example.com/history/fails-0"))
+    );
+    assert_eq!(
+        links.logs.as_deref(),
+        Some("https://logs.example.com/it/fails-0-driver")
+    );
     // Not gone (no TTL), yet recorded: the record exists as soon as the application has ended.
     let record = records
         .find(CLUSTER, NAMESPACE, JobLookup::Name("fails"))
@@ -190,6 +229,14 @@ async fn a_failed_application_is_recorded_with_its_category() {
         record.status.outcome,
         Some(Outcome::Failed { .. })
     ));
+    assert_eq!(
+        record
+            .status
+            .links
+            .and_then(|l| l.history_server)
+            .as_deref(),
+        Some("https://history.example.com/history/fails-0")
+    );
     watcher.stop().await;
     cluster.shutdown().await;
 }

@@ -109,7 +109,7 @@ const JSON: &str = "application/json";
 const MERGE: &str = "application/merge-patch+json";
 
 #[tokio::test]
-async fn the_gateway_account_may_create_get_and_delete_applications_in_its_namespace_only() {
+async fn the_gateway_account_may_create_get_list_and_delete_applications_in_its_namespace_only() {
     let emulator = start().await;
     let gateway = client(&emulator, GATEWAY);
     let (code, _) = gateway
@@ -118,7 +118,9 @@ async fn the_gateway_account_may_create_get_and_delete_applications_in_its_names
     assert_eq!(code, 201);
     assert_eq!(gateway.get(&format!("{}/pi", apps(JOBS))).await.0, 200);
 
-    let (code, body) = gateway.get(&apps(JOBS)).await;
+    // list is granted (a status query by request id is a list by label); watch is not.
+    assert_eq!(gateway.get(&apps(JOBS)).await.0, 200);
+    let (code, body) = gateway.get(&format!("{}?watch=true", apps(JOBS))).await;
     assert_eq!(code, 403);
     assert_eq!(
         body,
@@ -127,7 +129,7 @@ async fn the_gateway_account_may_create_get_and_delete_applications_in_its_names
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
-            "message": "sparkapplications.spark.apache.org is forbidden: User \"system:serviceaccount:spark-gateway:spark-gateway\" cannot list resource \"sparkapplications\" in API group \"spark.apache.org\" in the namespace \"sjns-data-control\"",
+            "message": "sparkapplications.spark.apache.org is forbidden: User \"system:serviceaccount:spark-gateway:spark-gateway\" cannot watch resource \"sparkapplications\" in API group \"spark.apache.org\" in the namespace \"sjns-data-control\"",
             "reason": "Forbidden",
             "details": {"group": "spark.apache.org", "kind": "sparkapplications"},
             "code": 403
@@ -333,6 +335,6 @@ async fn service_account_tokens_can_be_minted_through_the_admin_api() {
         token: Some("sa-token".into()),
     };
     assert_eq!(gateway.get(&format!("{}/x", apps(JOBS))).await.0, 404);
-    assert_eq!(gateway.get(&apps(JOBS)).await.0, 403);
+    assert_eq!(gateway.get(&format!("{}?watch=true", apps(JOBS))).await.0, 403);
     emulator.shutdown().await;
 }

@@ -335,6 +335,9 @@ async fn service_account_tokens_can_be_minted_through_the_admin_api() {
         token: Some("sa-token".into()),
     };
     assert_eq!(gateway.get(&format!("{}/x", apps(JOBS))).await.0, 404);
-    assert_eq!(gateway.get(&format!("{}?watch=true", apps(JOBS))).await.0, 403);
+    assert_eq!(
+        gateway.get(&format!("{}?watch=true", apps(JOBS))).await.0,
+        403
+    );
     emulator.shutdown().await;
 }

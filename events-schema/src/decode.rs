@@ -221,6 +221,8 @@ pub fn rejection_for_undecodable(
         message: error.to_string(),
         violations: error.violations(),
         origin,
+        // An undecodable request's targets were never checked by a policy.
+        notify: Vec::new(),
     }
     .bounded()
 }

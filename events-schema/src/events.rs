@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cloudevent::{CloudEvent, EventData};
-use crate::request::RequestAction;
+use crate::request::{NotifyTarget, RequestAction};
 use crate::state::{ApplicationState, FailureDetail, Links, Outcome, Phase};
 use crate::usage::Usage;
 
@@ -67,6 +67,9 @@ pub struct ApplicationStateChanged {
     /// The Spark UI, history server and log links, when the cluster has link templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<Links>,
+    /// The submit's notification targets, which the notifier delivers this event to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
 }
 
 impl EventData for ApplicationStateChanged {
@@ -126,6 +129,10 @@ pub struct RequestRejected {
     pub violations: Vec<FieldViolation>,
     /// Where the message was read from, so it can be found on the dead-letter channel.
     pub origin: MessageOrigin,
+    /// The submit's notification targets, when its policy check got as far as admitting them: the
+    /// notifier delivers the rejection there too, so a caller waiting on its reply queue hears of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
 }
 
 impl EventData for RequestRejected {
@@ -226,6 +233,9 @@ pub struct RequestApplied {
     /// Who sent the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// The submit's notification targets (a dry run's `validated` is its terminal event).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
 }
 
 impl EventData for RequestApplied {
@@ -373,6 +383,25 @@ impl CompletionEvent {
                 event.data.action == RequestAction::Delete
                     || event.data.result == AppliedResult::Validated
             }
+        }
+    }
+
+    /// The submit's notification targets the event carries.
+    pub fn notify(&self) -> &[NotifyTarget] {
+        match self {
+            Self::StateChanged(event) => &event.data.notify,
+            Self::Rejected(event) => &event.data.notify,
+            Self::Applied(event) => &event.data.notify,
+        }
+    }
+
+    /// The cluster the event is about, when it names one (a request that named none went to the
+    /// default cluster).
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            Self::StateChanged(event) => Some(&event.data.cluster),
+            Self::Rejected(event) => event.data.cluster.as_deref(),
+            Self::Applied(event) => event.data.cluster.as_deref(),
         }
     }
 

@@ -64,8 +64,8 @@ pub use record::{AttemptHistory, HistoryPosition, JOB_RECORD_VERSION, JobRecord}
 pub use request::{
     AmbiguousLookup, ApplicationTimeoutConfig, ApplicationTolerations, DeleteJobRequest,
     DriverResources, ExecutorResources, GetJobStatusRequest, ImagePullPolicy, InstanceConfig,
-    JobLookup, JobRequest, RequestAction, ResourceRetainPolicy, RestartConfig, RestartPolicy,
-    RuntimeVersions, SparkApplicationType, SubmitJobRequest,
+    JobLookup, JobRequest, NotifyEvents, NotifyTarget, RequestAction, ResourceRetainPolicy,
+    RestartConfig, RestartPolicy, RuntimeVersions, SparkApplicationType, SubmitJobRequest,
 };
 pub use state::{
     ApplicationState, FailureCategory, FailureDetail, FailureReason, Links, Outcome, Phase,

@@ -155,6 +155,78 @@ pub struct SubmitJobRequest {
     /// `validated`, or in its rejection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Where to be told how the application went, besides the completion topic: an SQS reply queue or
+    /// an HTTPS webhook, each allowed by the cluster's policy. Each target gets the request's terminal
+    /// event (or every event, with `events: all`) at least once; de-duplicate on the event id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// A place a submit's events are delivered to (see [`SubmitJobRequest::notify`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotifyTarget {
+    /// An SQS queue; each event is one message whose body is the CloudEvent (structured JSON).
+    Sqs {
+        /// The queue URL, as `GetQueueUrl` returns it.
+        queue_url: String,
+        /// Which events.
+        #[serde(default, skip_serializing_if = "NotifyEvents::is_terminal")]
+        events: NotifyEvents,
+    },
+    /// An HTTPS endpoint; each event is one `POST` of the CloudEvent (structured JSON), signed as
+    /// Standard Webhooks specify (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the
+    /// cluster's signing secret.
+    Webhook {
+        /// The `https://` URL.
+        url: String,
+        /// Which events.
+        #[serde(default, skip_serializing_if = "NotifyEvents::is_terminal")]
+        events: NotifyEvents,
+    },
+}
+
+impl NotifyTarget {
+    /// Which events the target wants.
+    pub fn events(&self) -> NotifyEvents {
+        match self {
+            Self::Sqs { events, .. } | Self::Webhook { events, .. } => *events,
+        }
+    }
+
+    /// The queue URL or webhook URL.
+    pub fn address(&self) -> &str {
+        match self {
+            Self::Sqs { queue_url, .. } => queue_url,
+            Self::Webhook { url, .. } => url,
+        }
+    }
+
+    /// `sqs` or `webhook`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqs { .. } => "sqs",
+            Self::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// Which of a request's events a [`NotifyTarget`] receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvents {
+    /// Only the terminal one: the state change with the `outcome`, or the request's rejection, or a
+    /// dry run's `validated`.
+    #[default]
+    Terminal,
+    /// Every state change and the request's own events.
+    All,
+}
+
+impl NotifyEvents {
+    fn is_terminal(&self) -> bool {
+        matches!(self, Self::Terminal)
+    }
 }
 
 /// Stop and remove a SparkApplication the gateway created.

@@ -50,6 +50,7 @@ pub fn state_changed_event(
         usage: usage.filter(|_| transition.outcome.is_some()),
         links: links.links(&target, transition.state.phase()),
         outcome: transition.outcome.clone(),
+        notify: identity.notify.clone(),
     };
     let mut event = CloudEvent::new(data.event_id(), cluster_event_source(cluster), data);
     event.subject = Some(event.data.subject());

@@ -11,12 +11,12 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use spark_gateway_events::{IdError, TraceParent};
+use spark_gateway_events::{IdError, NotifyTarget, TraceParent};
 
 use crate::checkpoint::{Checkpoint, InvalidCheckpoint, parse_annotation};
 use crate::keys::{
-    CHECKPOINT_ANNOTATION, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION, SUBMITTED_BY_ANNOTATION,
-    TRACEPARENT_ANNOTATION,
+    CHECKPOINT_ANNOTATION, NOTIFY_ANNOTATION, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
+    SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
 };
 use spark_gateway_core::apache_v1::{SpecView, StatusError, StatusView};
 use spark_gateway_core::status::{ObjectFacts, RecordFacts};
@@ -82,6 +82,8 @@ pub struct AppIdentity {
     pub submitted_by: Option<String>,
     /// The traceparent annotation, when present and valid.
     pub traceparent: Option<TraceParent>,
+    /// The submit's notification targets (the notify annotation), copied into every event.
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// Something odd about an object that does not stop the watcher from publishing.
@@ -94,6 +96,10 @@ pub enum ObservationWarning {
     /// The traceparent annotation is malformed; events go out without one.
     #[error("ignoring the traceparent annotation")]
     InvalidTraceparent(#[source] IdError),
+    /// The notify annotation is not a list of targets (edited by hand); events go out without
+    /// targets, so nobody is notified at an address the gateway did not write.
+    #[error("ignoring the notify annotation: {0}")]
+    InvalidNotify(String),
 }
 
 /// An object the watcher cannot work with.
@@ -170,6 +176,15 @@ impl Observation {
                 .map_err(|error| warnings.push(ObservationWarning::InvalidCheckpoint(error)))
                 .ok()
         });
+        let notify = annotation(NOTIFY_ANNOTATION)
+            .and_then(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| {
+                        warnings.push(ObservationWarning::InvalidNotify(error.to_string()))
+                    })
+                    .ok()
+            })
+            .unwrap_or_default();
         let traceparent = annotation(TRACEPARENT_ANNOTATION).and_then(|text| {
             TraceParent::new(text)
                 .map_err(|error| warnings.push(ObservationWarning::InvalidTraceparent(error)))
@@ -184,6 +199,7 @@ impl Observation {
                 request_id: label(REQUEST_ID_LABEL),
                 submitted_by: annotation(SUBMITTED_BY_ANNOTATION),
                 traceparent,
+                notify,
             },
             resource_version,
             checkpoint,
@@ -247,6 +263,7 @@ mod tests {
                     TraceParent::new("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
                         .unwrap()
                 ),
+                notify: Vec::new(),
             }
         );
         assert_eq!(observation.resource_version, "42");
@@ -309,6 +326,33 @@ mod tests {
         assert_eq!(observation.checkpoint, None);
         assert_eq!(observation.identity.traceparent, None);
         assert_eq!(observation.warnings.len(), 2);
+    }
+
+    #[test]
+    fn notify_targets_come_from_the_annotation_and_a_hand_edited_one_is_ignored() {
+        let mut object = fixture("succeeded.json");
+        let annotations = object.metadata.annotations.get_or_insert_default();
+        annotations.insert(
+            NOTIFY_ANNOTATION.into(),
+            r#"[{"type":"webhook","url":"https://hooks.example.com/a","events":"all"}]"#.into(),
+        );
+        let observation = Observation::from_object(&object).unwrap();
+        assert_eq!(
+            observation.identity.notify,
+            vec![NotifyTarget::Webhook {
+                url: "https://hooks.example.com/a".into(),
+                events: spark_gateway_events::NotifyEvents::All,
+            }]
+        );
+
+        let annotations = object.metadata.annotations.get_or_insert_default();
+        annotations.insert(NOTIFY_ANNOTATION.into(), r#"[{"type":"fax"}]"#.into());
+        let observation = Observation::from_object(&object).unwrap();
+        assert!(observation.identity.notify.is_empty());
+        assert!(matches!(
+            observation.warnings.as_slice(),
+            [ObservationWarning::InvalidNotify(_)]
+        ));
     }
 
     #[test]

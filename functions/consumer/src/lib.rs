@@ -5,11 +5,14 @@
 //!   message is deleted only once its outcome is final.
 //! - [`kafka`]: a consumer group; a record's offset is stored only once its outcome is final, and
 //!   transient failures are retried in place with back-off, holding the partition's order.
+//! - [`notify`]: the notifier (`--notify-topic`), a consumer group on the completion topic whose
+//!   offsets are stored in arrival order once each record's deliveries are done.
 //! - `/healthz` and `/readyz` are `spark_gateway_ops`, the endpoint the watcher serves too.
 //!
 //! Both loops stop taking new work when their shutdown signal fires and finish what they hold.
 
 pub mod kafka;
+pub mod notify;
 pub mod sqs;
 
 use std::time::Duration;

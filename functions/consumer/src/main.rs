@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use spark_gateway_consumer::{kafka, sqs};
+use spark_gateway_consumer::{kafka, notify, sqs};
 use spark_gateway_handlers::live::{HandlerConfig, LiveHandlers};
 use spark_gateway_handlers::sqs::SqsQueue;
 use spark_gateway_ops::Health;
@@ -29,6 +29,20 @@ struct Args {
         default_value = "spark-gateway-consumer"
     )]
     kafka_group: String,
+    /// Deliver the completion topic's events to the notification targets submits named (the
+    /// notifier; see `spark_gateway_notify`), reading this topic.
+    #[arg(long, env = "SPARK_GATEWAY_NOTIFY_TOPIC")]
+    notify_topic: Option<String>,
+    /// The notifier's consumer group.
+    #[arg(
+        long,
+        env = "SPARK_GATEWAY_NOTIFY_GROUP",
+        default_value = "spark-gateway-notifier"
+    )]
+    notify_group: String,
+    /// Events the notifier delivers at once (1 keeps the topic's order at every target).
+    #[arg(long, env = "SPARK_GATEWAY_NOTIFY_CONCURRENCY", default_value_t = 16)]
+    notify_concurrency: usize,
     /// Seconds a received SQS message stays invisible (extended while in flight).
     #[arg(long, default_value_t = 60)]
     visibility_timeout_seconds: u64,
@@ -57,21 +71,27 @@ async fn main() -> Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    if args.sqs_queue_url.is_none() && args.kafka_topic.is_none() {
-        bail!("nothing to consume: set --sqs-queue-url and/or --kafka-topic");
+    if args.sqs_queue_url.is_none() && args.kafka_topic.is_none() && args.notify_topic.is_none() {
+        bail!("nothing to consume: set --sqs-queue-url, --kafka-topic and/or --notify-topic");
     }
-    let config = HandlerConfig::from_env().context("reading configuration")?;
-    let max_deliveries = config.max_deliveries;
     // One AWS configuration for the handlers, the SQS source and the Kafka clients' MSK IAM tokens.
     let aws = spark_gateway::aws_sdk_config().await;
-    let handlers = Arc::new(LiveHandlers::connect(config, &aws).await?);
-    // Wrong credentials or certificates stop the consumer here, by name, before it takes any request.
-    handlers
-        .processor
-        .publisher()
-        .check(Duration::from_secs(10))
-        .await
-        .context("checking the completion topic")?;
+    let handlers = if args.sqs_queue_url.is_some() || args.kafka_topic.is_some() {
+        let config = HandlerConfig::from_env().context("reading configuration")?;
+        let max_deliveries = config.max_deliveries;
+        let handlers = LiveHandlers::connect(config, &aws).await?;
+        // Wrong credentials or certificates stop the consumer here, by name, before it takes any
+        // request.
+        handlers
+            .processor
+            .publisher()
+            .check(Duration::from_secs(10))
+            .await
+            .context("checking the completion topic")?;
+        Some((Arc::new(handlers), max_deliveries))
+    } else {
+        None
+    };
     let (stop, shutdown) = watch::channel(false);
     let health = Arc::new(Health::default());
     tokio::spawn(spark_gateway_ops::serve(
@@ -81,14 +101,32 @@ async fn main() -> Result<()> {
     ));
 
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some(queue_url) = args.sqs_queue_url.clone() {
+    if let Some(topic) = args.notify_topic.clone() {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let notifier = spark_gateway_notify::live_notifier(lookup, &aws)
+            .context("configuring the notifier")?;
+        let kafka = spark_gateway_handlers::live::kafka_settings(lookup, &aws).await?;
+        let consumer = kafka::consumer(
+            &kafka,
+            &args.notify_group,
+            &topic,
+            aws.credentials_provider(),
+        )?;
+        let (shutdown, concurrency) = (shutdown.clone(), args.notify_concurrency);
+        tasks.spawn(async move {
+            let summary = notify::run(&consumer, &notifier, concurrency, shutdown).await;
+            tracing::info!(?summary, "notifier stopped");
+            anyhow::Ok(())
+        });
+    }
+    if let Some((queue_url, (handlers, _))) = args.sqs_queue_url.clone().zip(handlers.clone()) {
         let source = sqs::SqsSource {
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
             wait_seconds: 20,
             visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds),
             max_concurrency: handlers.max_concurrency,
         };
-        let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let done = sqs::run(
                 &source,
@@ -101,14 +139,16 @@ async fn main() -> Result<()> {
             anyhow::Ok(())
         });
     }
-    if let Some(topic) = args.kafka_topic.clone() {
+    if let Some((topic, (handlers, max_deliveries))) =
+        args.kafka_topic.clone().zip(handlers.clone())
+    {
         let consumer = kafka::consumer(
             &handlers.kafka,
             &args.kafka_group,
             &topic,
             aws.credentials_provider(),
         )?;
-        let (handlers, shutdown) = (Arc::clone(&handlers), shutdown.clone());
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let done = kafka::run(
                 &consumer,
@@ -123,7 +163,7 @@ async fn main() -> Result<()> {
         });
     }
     health.set_ready(true);
-    tracing::info!(sqs = ?args.sqs_queue_url, kafka = ?args.kafka_topic, "spark-gateway-consumer ready");
+    tracing::info!(sqs = ?args.sqs_queue_url, kafka = ?args.kafka_topic, notify = ?args.notify_topic, "spark-gateway-consumer ready");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

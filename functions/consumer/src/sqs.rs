@@ -112,6 +112,7 @@ async fn joined(
     // The task only fails by panicking inside the delete calls.
     finishing.await.map_err(|error| SqsError {
         operation: "DeleteMessageBatch",
+        code: None,
         source: error.into(),
     })?
 }

@@ -14,6 +14,9 @@ pub const CLUSTER_ANNOTATION: &str = "spark-gateway.io/cluster";
 pub const SUBMITTED_BY_ANNOTATION: &str = "spark-gateway.io/submitted-by";
 /// W3C trace context of the submit request.
 pub const TRACEPARENT_ANNOTATION: &str = "spark-gateway.io/traceparent";
+/// The submit's admitted notification targets, as a JSON array of `NotifyTarget`s, which the watcher
+/// copies into every event of the application.
+pub const NOTIFY_ANNOTATION: &str = "spark-gateway.io/notify";
 /// `sha256:<hex>` of the mapped `spec`, so a redelivered request can be checked for sameness.
 pub const SPEC_HASH_ANNOTATION: &str = "spark-gateway.io/spec-hash";
 

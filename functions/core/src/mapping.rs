@@ -15,8 +15,8 @@ use crate::apache_v1::{API_VERSION, KIND};
 use crate::policy::Admitted;
 
 use crate::labels::{
-    CLUSTER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
-    SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
+    CLUSTER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NOTIFY_ANNOTATION, REQUEST_ID_LABEL,
+    SPEC_HASH_ANNOTATION, SUBMITTED_BY_ANNOTATION, TRACEPARENT_ANNOTATION,
 };
 
 /// Spark configuration keys the typed request fields set.
@@ -72,6 +72,12 @@ pub fn spark_application(admitted: &Admitted, cluster: &str) -> Value {
     }
     if let Some(traceparent) = &request.traceparent {
         annotations.insert(TRACEPARENT_ANNOTATION, traceparent.to_string());
+    }
+    if !request.notify.is_empty() {
+        annotations.insert(
+            NOTIFY_ANNOTATION,
+            serde_json::to_string(&request.notify).expect("targets serialize"),
+        );
     }
 
     json!({

@@ -14,9 +14,11 @@
 //! - [`images`]: image references normalised, prefixes matched at component boundaries.
 //! - [`artifacts`]: URI schemes and hosts of code and files.
 //! - [`resources`]: what the driver and executor pods get, as Spark computes it.
+//! - [`notify`]: the SQS queues and webhooks a submit may ask to be notified at.
 
 pub mod artifacts;
 pub mod images;
+pub mod notify;
 pub mod resources;
 pub mod spark_conf;
 
@@ -27,6 +29,7 @@ use spark_gateway_events::{
     FieldViolation, ResourceRetainPolicy, RestartPolicy, SparkApplicationType, SubmitJobRequest,
 };
 
+pub use self::notify::NotifyPolicy;
 pub use self::resources::Footprint;
 pub use self::spark_conf::{DEFAULT_ALLOWED_SPARK_CONF, DEFAULT_FORBIDDEN_SPARK_CONF};
 use crate::labels::is_reserved_label;
@@ -121,6 +124,9 @@ pub struct Policy {
     /// Longest `resource_retain_duration_millis`; also what a retaining request without one gets.
     #[serde(default = "default_max_retention_millis")]
     pub max_resource_retain_duration_millis: u64,
+    /// Where submits may ask to be notified; by default nowhere.
+    #[serde(default)]
+    pub notify: NotifyPolicy,
 }
 
 fn default_service_accounts() -> Vec<String> {
@@ -187,6 +193,7 @@ impl Policy {
             max_restart_attempts: default_max_restart_attempts(),
             max_ttl_after_stop_millis: default_max_retention_millis(),
             max_resource_retain_duration_millis: default_max_retention_millis(),
+            notify: NotifyPolicy::default(),
         }
     }
 
@@ -234,6 +241,7 @@ impl Policy {
                 "allowed_artifact_schemes may not include {never:?}: it reads the operator's own files"
             ));
         }
+        self.notify.check().map_err(|e| format!("notify.{e}"))?;
         Ok(())
     }
 
@@ -267,6 +275,9 @@ impl Policy {
         self.check_extended_resources(&effective, &mut found);
         self.check_tolerations(&admitted, &mut found);
         self.check_artifacts(request, &mut found);
+        for (field, rule, message) in self.notify.violations(&request.notify) {
+            found.add(field, rule, message);
+        }
         check_versions(request, &mut found);
         match (found.0.is_empty(), footprint) {
             (true, Some(footprint)) => Ok(Admitted {

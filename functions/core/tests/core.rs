@@ -205,6 +205,42 @@ fn violations_of(request: &SubmitJobRequest) -> Vec<(String, String)> {
         .collect()
 }
 
+#[test]
+fn notification_targets_are_admitted_by_prefix_and_travel_in_an_annotation() {
+    let request = example_submit("submit-pi-test-with-callbacks.json");
+    // The default policy allows no target at all.
+    assert_eq!(
+        violations_of(&request),
+        [
+            (
+                "notify[0].queue_url".to_string(),
+                "notify_allow_list".to_string()
+            ),
+            ("notify[1].url".to_string(), "notify_allow_list".to_string()),
+        ]
+    );
+    let mut allowing = policy();
+    allowing.notify.allowed_sqs_queue_urls =
+        vec!["https://sqs.eu-west-1.amazonaws.com/123456789012/pipeline-".into()];
+    allowing.notify.allowed_webhook_urls = vec!["https://hooks.example.com/spark/".into()];
+    let admitted = allowing.admit(&request, "dev").unwrap();
+    let app = spark_application(&admitted, "dev");
+    let annotation = app["metadata"]["annotations"]["spark-gateway.io/notify"]
+        .as_str()
+        .unwrap();
+    let targets: Vec<spark_gateway_events::NotifyTarget> =
+        serde_json::from_str(annotation).unwrap();
+    assert_eq!(targets, request.notify);
+    // The targets are not part of the spec, so they do not change the hash a redelivery is
+    // compared by.
+    let mut without = request.clone();
+    without.notify.clear();
+    assert_eq!(
+        app["metadata"]["annotations"]["spark-gateway.io/spec-hash"],
+        mapped(&without)["metadata"]["annotations"]["spark-gateway.io/spec-hash"]
+    );
+}
+
 fn single(request: &SubmitJobRequest) -> (String, String) {
     let found = violations_of(request);
     assert_eq!(

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use secrecy::SecretString;
 use serde::Deserialize;
+use spark_gateway_aws::SecretReadError;
 use spark_gateway_core::{Classify, Disposition};
 
 /// AppRole login credentials. Neither value is ever logged or put in an error.
@@ -146,50 +146,28 @@ impl SecretsManagerCredentials {
 impl CredentialsSource for SecretsManagerCredentials {
     async fn credentials(&self) -> Result<AppRoleCredentials, CredentialsError> {
         let source_name = format!("secret {:?}", self.secret_id);
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
+        let text = spark_gateway_aws::secret_string(&self.client, &self.secret_id)
             .await
-            .map_err(|error| {
-                let code = error.code().unwrap_or_default().to_string();
-                let detail = error
-                    .message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| code.clone());
-                let from_the_service = matches!(error, SdkError::ServiceError(_));
-                match code.as_str() {
-                    "ResourceNotFoundException" => CredentialsError::NotFound {
+            .map_err(|error| match error {
+                SecretReadError::NotFound { .. } => CredentialsError::NotFound {
+                    source_name: source_name.clone(),
+                },
+                SecretReadError::Denied { detail, .. } => CredentialsError::Denied {
+                    source_name: source_name.clone(),
+                    detail,
+                },
+                SecretReadError::NotText { .. } => CredentialsError::Malformed {
+                    source_name: source_name.clone(),
+                    detail: "the secret has no string value".into(),
+                },
+                unavailable @ SecretReadError::Unavailable { .. } => {
+                    CredentialsError::Unavailable {
                         source_name: source_name.clone(),
-                    },
-                    "AccessDeniedException" => CredentialsError::Denied {
-                        source_name: source_name.clone(),
-                        detail,
-                    },
-                    "InvalidRequestException"
-                    | "InvalidParameterException"
-                    | "DecryptionFailure"
-                        if from_the_service =>
-                    {
-                        CredentialsError::Denied {
-                            source_name: source_name.clone(),
-                            detail,
-                        }
+                        source: unavailable.into(),
                     }
-                    _ => CredentialsError::Unavailable {
-                        source_name: source_name.clone(),
-                        source: error.into(),
-                    },
                 }
             })?;
-        let text = output
-            .secret_string()
-            .ok_or_else(|| CredentialsError::Malformed {
-                source_name: source_name.clone(),
-                detail: "the secret has no string value".into(),
-            })?;
-        parse(&source_name, text)
+        parse(&source_name, &text)
     }
 }
 

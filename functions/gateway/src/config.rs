@@ -111,6 +111,14 @@ fn default_timeout_seconds() -> u64 {
 }
 
 impl ClustersConfig {
+    /// The clusters alone, read and checked as [`GatewayConfig::from_lookup`] reads them: for a
+    /// component that needs their policies but never calls a cluster (the notifier).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let clusters = clusters_from(&lookup)?;
+        clusters.check()?;
+        Ok(clusters)
+    }
+
     /// The cluster a request names, or the default one.
     pub fn resolve(&self, requested: Option<&str>) -> Option<(&str, &ClusterConfig)> {
         let name = requested.unwrap_or(&self.default_cluster);
@@ -189,8 +197,7 @@ impl GatewayConfig {
 
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let clusters = clusters_from(&lookup)?;
-        clusters.check()?;
+        let clusters = ClustersConfig::from_lookup(&lookup)?;
         let vault_addr = lookup("VAULT_ADDR").ok_or(ConfigError::Missing("VAULT_ADDR"))?;
         check_transport(
             "VAULT_ADDR",

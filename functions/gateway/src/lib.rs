@@ -25,7 +25,7 @@ pub mod fake;
 pub mod service;
 pub mod vault;
 
-pub use config::{ConfigError, GatewayConfig};
+pub use config::{ClustersConfig, ConfigError, GatewayConfig};
 pub use service::{Deleted, Gateway, GatewayError, Submitted};
 /// AWS SDK configuration from the environment, on the workspace's single TLS stack.
 pub use spark_gateway_aws::sdk_config as aws_sdk_config;

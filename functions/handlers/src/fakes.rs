@@ -27,6 +27,8 @@ pub enum Behaviour {
     Succeed,
     /// A policy violation on `namespace`.
     Reject,
+    /// A policy rejection of the submit's first notification target.
+    RejectTarget,
     /// The cluster proxy cannot be reached ("connection refused").
     FailTransiently,
 }
@@ -63,6 +65,15 @@ impl FakeGateway {
                 violations: vec![FieldViolation {
                     field: "namespace".into(),
                     rule: "namespace_allow_list".into(),
+                    message: "no".into(),
+                }],
+            }),
+            Behaviour::RejectTarget => Err(GatewayError::Rejected {
+                reason: RejectionReason::PolicyViolation,
+                message: "1 policy violation(s)".into(),
+                violations: vec![FieldViolation {
+                    field: "notify[0].url".into(),
+                    rule: "notify_allow_list".into(),
                     message: "no".into(),
                 }],
             }),

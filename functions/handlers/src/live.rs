@@ -221,6 +221,25 @@ impl LiveHandlers {
     }
 }
 
+/// The Kafka settings from `lookup`, with the SASL credentials read from `KAFKA_SASL_SECRET_ID` when
+/// it names a secret: for a Kafka client of the system that is not the request handlers (the
+/// notifier).
+pub async fn kafka_settings(
+    lookup: impl Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
+) -> Result<KafkaSettings, SetupError> {
+    let settings = KafkaSettingsInput::from_lookup(&lookup)
+        .into_settings()
+        .map_err(|error| ConfigError::Invalid {
+            what: "the Kafka settings".into(),
+            message: error.to_string(),
+        })?;
+    match lookup(spark_gateway_kafka::variables::SASL_SECRET_ID).filter(|v| !v.is_empty()) {
+        Some(secret_id) => kafka_with_secret(settings, &secret_id, aws).await,
+        None => Ok(settings),
+    }
+}
+
 /// The SASL user and password from a Secrets Manager secret in the format Lambda's Kafka event sources
 /// use (`{"username": "...", "password": "..."}`), so the function and its event source share one secret.
 async fn kafka_with_secret(
@@ -237,16 +256,10 @@ async fn kafka_with_secret(
         secret_id: secret_id.to_string(),
         message,
     };
-    let text = aws_sdk_secretsmanager::Client::new(aws)
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|error| {
-            failed(aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string())
-        })?
-        .secret_string
-        .ok_or_else(|| failed("the secret has no string value".into()))?;
+    let text =
+        spark_gateway_aws::secret_string(&aws_sdk_secretsmanager::Client::new(aws), secret_id)
+            .await
+            .map_err(|error| failed(spark_gateway_core::error_chain(&error)))?;
     // serde_json's message would quote the offending text: say only which shape was expected.
     let secret: SaslSecret = serde_json::from_str(&text).map_err(|_| {
         failed("expected a JSON object with string fields username and password".into())

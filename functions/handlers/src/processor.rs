@@ -7,7 +7,7 @@ use spark_gateway::cluster::ClusterApi;
 use spark_gateway::{Deleted, Gateway, GatewayError, Submitted};
 use spark_gateway_core::{Classify, Disposition, error_chain};
 use spark_gateway_events::{
-    AppliedResult, CloudEvent, DecodeLimits, DeleteJobRequest, EventData, JobRequest,
+    AppliedResult, CloudEvent, DecodeLimits, DeleteJobRequest, EventData, JobRequest, NotifyTarget,
     RejectionReason, RequestApplied, RequestRejected, SubmitJobRequest, decode_job_request_with,
     rejection_for_undecodable,
 };
@@ -296,6 +296,8 @@ impl<O: Operations, P: EventPublisher> Processor<O, P> {
             uid,
             result,
             submitted_by: submitted_by(request),
+            // Applied means the policy admitted them.
+            notify: notify_targets(request).to_vec(),
         };
         let subject = Some(format!("{namespace}/{name}"));
         let event = self.envelope(
@@ -355,6 +357,11 @@ fn rejection_for(
         GatewayError::Rejected { violations, .. } => violations.clone(),
         _ => Vec::new(),
     };
+    // The targets hear of the rejection when the policy got to them and found nothing wrong: every
+    // rejection after the policy check, and a policy rejection that names no target. An unknown
+    // cluster has no policy to check them against. The notifier checks them again before delivering.
+    let targets_admitted = reason != RejectionReason::UnknownCluster
+        && !violations.iter().any(|v| v.field.starts_with("notify"));
     RequestRejected {
         request_id: Some(request.request_id().to_string()),
         action: Some(request.action()),
@@ -366,5 +373,17 @@ fn rejection_for(
         message: error.to_string(),
         violations,
         origin: message.origin.clone(),
+        notify: if targets_admitted {
+            notify_targets(request).to_vec()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn notify_targets(request: &JobRequest) -> &[NotifyTarget] {
+    match request {
+        JobRequest::Submit(r) => &r.notify,
+        JobRequest::Delete(_) => &[],
     }
 }

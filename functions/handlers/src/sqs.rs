@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName,
@@ -18,18 +19,48 @@ pub const SQS_BATCH_LIMIT: usize = 10;
 pub struct SqsError {
     /// The call.
     pub operation: &'static str,
+    /// SQS's error code, when the service answered (`AWS.SimpleQueueService.NonExistentQueue`).
+    pub code: Option<String>,
     /// Why.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
+/// SQS error codes no retry fixes: the queue does not exist, or the caller may not use it.
+const PERMANENT_CODES: [&str; 5] = [
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidAddress",
+];
+
+impl SqsError {
+    /// Whether the service refused for good (no such queue, no permission), rather than failed.
+    pub fn is_refusal(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|code| PERMANENT_CODES.contains(&code))
+    }
+}
+
+fn sqs_error<E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static>(
     operation: &'static str,
 ) -> impl Fn(E) -> SqsError {
     move |error| SqsError {
         operation,
+        code: error.code().map(str::to_string),
         source: error.into(),
     }
+}
+
+/// A FIFO queue's ordering and de-duplication of one message.
+#[derive(Debug, Clone, Copy)]
+pub struct FifoKeys<'a> {
+    /// Messages of one group are delivered in order.
+    pub group: &'a str,
+    /// A second message with this id within five minutes is dropped.
+    pub deduplication_id: &'a str,
 }
 
 /// One queue and the client that reaches it.
@@ -138,11 +169,26 @@ impl SqsQueue {
         body: String,
         attributes: impl IntoIterator<Item = (&'static str, MessageAttributeValue)>,
     ) -> Result<String, SqsError> {
+        self.send_keyed(body, attributes, None).await
+    }
+
+    /// Sends one message, with its group and de-duplication id when the queue is FIFO.
+    pub async fn send_keyed(
+        &self,
+        body: String,
+        attributes: impl IntoIterator<Item = (&'static str, MessageAttributeValue)>,
+        fifo: Option<FifoKeys<'_>>,
+    ) -> Result<String, SqsError> {
         let mut send = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body);
+        if let Some(keys) = fifo {
+            send = send
+                .message_group_id(keys.group)
+                .message_deduplication_id(keys.deduplication_id);
+        }
         for (name, value) in attributes {
             send = send.message_attributes(name, value);
         }

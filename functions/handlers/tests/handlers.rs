@@ -49,6 +49,44 @@ async fn a_policy_rejection_carries_its_violations_and_request_identity() {
 }
 
 #[tokio::test]
+async fn a_rejection_carries_the_submits_targets_only_when_the_policy_admitted_them() {
+    let with_targets = |id: &str| {
+        let mut request: serde_json::Value = serde_json::from_str(&submit(id, "pi")).unwrap();
+        request["notify"] =
+            serde_json::json!([{"type": "sqs", "queue_url": "https://sqs.example/q"}]);
+        request.to_string()
+    };
+    let gateway =
+        FakeGateway::with(&[("r-1", Behaviour::Reject), ("r-2", Behaviour::RejectTarget)]);
+    let sinks = FakeSinks::default();
+    let processor = Processor::new(&gateway, &sinks, 5);
+    // Refused for its namespace: its (admitted) reply queue hears of it.
+    let Outcome::Rejected(rejected) = processor
+        .process(&sqs(&with_targets("r-1"), 1, 1), &sinks)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(rejected.notify.len(), 1);
+    assert_eq!(rejected.notify[0].address(), "https://sqs.example/q");
+    // Refused for the target itself: nobody is notified at it.
+    let Outcome::Rejected(rejected) = processor
+        .process(&sqs(&with_targets("r-2"), 2, 1), &sinks)
+        .await
+    else {
+        panic!()
+    };
+    assert!(rejected.notify.is_empty());
+    // Applied: the event that announces it names the targets too.
+    let outcome = processor
+        .process(&sqs(&with_targets("r-3"), 3, 1), &sinks)
+        .await;
+    assert!(matches!(outcome, Outcome::Applied(_)), "{outcome:?}");
+    let applied = sinks.applied.lock().unwrap();
+    assert_eq!(applied.last().unwrap().data.notify.len(), 1);
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_until_the_last_delivery_then_rejected() {
     let gateway = FakeGateway::with(&[("r-1", Behaviour::FailTransiently)]);
     let sinks = FakeSinks::default();
@@ -155,6 +193,7 @@ async fn a_rejection_lists_at_most_fifty_violations() {
         origin: MessageOrigin::Direct {
             invocation_id: "i".into(),
         },
+        notify: Vec::new(),
     }
     .bounded();
     assert_eq!(rejected.violations.len(), 50);

@@ -1,10 +1,12 @@
 //! Spark Gateway's AWS Lambda functions. This crate is the only one that knows Lambda's event shapes:
 //! [`requests`] (the job-requests function: SQS and Kafka events in, partial-batch responses out) and
-//! [`status`] (the job-status function: direct invocations and function URLs); the binaries only wire
+//! [`status`] (the job-status function: direct invocations and function URLs) and [`notify`] (the
+//! notifier function: Kafka events of the completion topic); the binaries only wire
 //! them to `lambda_runtime`. Also the functions' shared start-up: JSON logs for CloudWatch and the
 //! handlers built once per execution environment (configuration parsed at init; clients connect on
 //! first use and are reused by every later invocation).
 
+pub mod notify;
 pub mod requests;
 pub mod status;
 

@@ -95,3 +95,38 @@ pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool
         .unwrap_or_default();
     Ok(attributes.values().all(|count| count == "0"))
 }
+
+/// Receives (and deletes) messages from `url` until `at_least` arrived or `within` passed; returns
+/// them with their attributes, in arrival order.
+pub async fn drain_queue(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    at_least: usize,
+    within: std::time::Duration,
+) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut messages = Vec::new();
+    while messages.len() < at_least && tokio::time::Instant::now() < deadline {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        for message in received {
+            if let Some(receipt) = &message.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await?;
+            }
+            messages.push(message);
+        }
+    }
+    Ok(messages)
+}

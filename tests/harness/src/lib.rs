@@ -6,6 +6,7 @@
 //! - [`aws`]: SDK configuration for LocalStack and per-test SQS queues.
 //! - [`cluster`]: a private in-process cluster (API emulator + operator simulator) per test.
 //! - [`kafka`]: per-test topics on Tansu, an idempotent producer and a reader that waits for records.
+//! - [`webhook`]: an HTTPS webhook receiver that checks Standard Webhooks signatures.
 //!
 //! Integration tests that need the world call [`world::LocalWorld::from_env`], which fails with a
 //! message naming `infra/local/up` when it is not running.
@@ -14,6 +15,7 @@ pub mod aws;
 pub mod cluster;
 pub mod kafka;
 pub mod names;
+pub mod webhook;
 pub mod world;
 
 pub use cluster::{

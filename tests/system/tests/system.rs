@@ -5,6 +5,7 @@
 //! Start the world first: `infra/local/up` (the `make test` suite does).
 
 mod system {
+    pub mod callbacks;
     pub mod fixture;
     pub mod functions;
     pub mod gateway;

@@ -48,6 +48,11 @@ SG_APPROLE_SECRET_NAME=spark-gateway/vault-approle
 SG_REPLAY_LEDGER_BUCKET=spark-gateway-replay-ledger
 SG_RECORDS_BUCKET=spark-gateway-job-records
 SG_RECORD_RETENTION_DAYS=${SPARK_GATEWAY_RECORD_RETENTION_DAYS:-30}
+SG_REPLY_QUEUE=spark-gateway-replies
+SG_NOTIFY_DLQ=spark-gateway-notify-dlq
+SG_WEBHOOK_SECRET_PREFIX=spark-gateway/webhook-signing/
+# The gateway's name of the local cluster (its default); the webhook signing secret is per cluster.
+SG_CLUSTER_NAME=${SPARK_GATEWAY_CLUSTER_NAME:-local}
 SG_VAULT_ROOT_TOKEN=${SPARK_GATEWAY_VAULT_ROOT_TOKEN:-spark-gateway-dev-root}
 SG_VAULT_ROLE=spark-gateway
 SG_VAULT_POLICY=spark-gateway
@@ -565,15 +570,16 @@ sg_localstack_healthy() {
 sg_localstack_setup() {
   "$SG_LOCALSTACK_VENV/bin/python" "$SG_LOCAL_DIR/localstack_setup.py" "$SG_LOCALSTACK_URL" \
     "$SG_REQUEST_QUEUE" "$SG_DLQ_QUEUE" "$SG_APPROLE_SECRET_NAME" "$SG_APPROLE_FILE" "$SG_STATE" \
-    "$SG_REPLAY_LEDGER_BUCKET" "$SG_RECORDS_BUCKET" "$SG_RECORD_RETENTION_DAYS"
+    "$SG_REPLAY_LEDGER_BUCKET" "$SG_RECORDS_BUCKET" "$SG_RECORD_RETENTION_DAYS" \
+    "$SG_REPLY_QUEUE" "$SG_NOTIFY_DLQ" "$SG_WEBHOOK_SECRET_PREFIX$SG_CLUSTER_NAME"
 }
 
 # sg_localstack_configure: sg_localstack_setup once per start of LocalStack and AppRole credentials.
 sg_localstack_configure() {
   local fp log=$SG_LOGS/localstack-setup.log
-  fp=$({ echo v3 "$SG_RECORD_RETENTION_DAYS"; cat "$SG_APPROLE_FILE"; } | sg_hash)
+  fp=$({ echo v4 "$SG_RECORD_RETENTION_DAYS"; cat "$SG_APPROLE_FILE"; } | sg_hash)
   sg_configured localstack "$fp" && return 0
-  sg_log "configuring localstack (queues, AppRole secret, replay-ledger and job-record buckets)"
+  sg_log "configuring localstack (queues, AppRole and webhook secrets, replay-ledger and job-record buckets)"
   sg_localstack_setup >"$log" 2>&1 || sg_fail_component localstack "$log" "setup failed"
   sg_mark_configured localstack "$fp"
 }
@@ -768,6 +774,11 @@ sg_write_env() {
       sg_export SPARK_GATEWAY_APPROLE_SECRET_ID "$SG_APPROLE_SECRET_NAME"
       sg_export SPARK_GATEWAY_REPLAY_LEDGER_BUCKET "$SG_REPLAY_LEDGER_BUCKET"
       sg_export SPARK_GATEWAY_RECORDS_BUCKET "$SG_RECORDS_BUCKET"
+      echo "# Callbacks: the reply queue the cluster allows in notify, the notifier's dead letters and secrets"
+      sg_export SPARK_GATEWAY_REPLY_QUEUE_URL "$(cat "$SG_STATE/reply-queue-url")"
+      sg_export SPARK_GATEWAY_NOTIFY_SQS_QUEUE_URLS "$(cat "$SG_STATE/reply-queue-url")"
+      sg_export SPARK_GATEWAY_NOTIFY_DLQ_URL "$(cat "$SG_STATE/notify-dlq-url")"
+      sg_export SPARK_GATEWAY_WEBHOOK_SECRET_PREFIX "$SG_WEBHOOK_SECRET_PREFIX"
     fi
     if sg_wanted openbao; then
       echo "# OpenBao (Vault API); the token is the dev root token"

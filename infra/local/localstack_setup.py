@@ -2,21 +2,25 @@
 
 Run by infra/local/lib.sh with the LocalStack venv's Python (boto3 comes with localstack-core):
     python localstack_setup.py ENDPOINT REQUEST_QUEUE DLQ SECRET_NAME SECRET_FILE STATE_DIR LEDGER_BUCKET \
-        RECORDS_BUCKET RECORD_RETENTION_DAYS
+        RECORDS_BUCKET RECORD_RETENTION_DAYS REPLY_QUEUE NOTIFY_DLQ WEBHOOK_SECRET_NAME
 Creates the dead-letter queue, the request queue (visibility timeout 180 s, RedrivePolicy maxReceiveCount 5)
-the Secrets Manager secret holding the AppRole credentials and the S3 bucket of the replay ledger; writes the queue URLs to
-STATE_DIR/request-queue-url and STATE_DIR/dlq-url.
+the Secrets Manager secret holding the AppRole credentials and the S3 bucket of the replay ledger; the reply
+queue pipelines name in `notify`, the notifier's dead-letter queue and the cluster's webhook signing secret
+(a random Standard Webhooks `whsec_` key, kept across runs); writes the queue URLs to
+STATE_DIR/request-queue-url, dlq-url, reply-queue-url and notify-dlq-url.
 """
 
+import base64
 import json
 import pathlib
+import secrets as random_bytes
 import sys
 
 import boto3
 
 
 def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledger_bucket,
-         records_bucket, record_retention_days):
+         records_bucket, record_retention_days, reply_queue, notify_dlq, webhook_secret_name):
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
@@ -68,9 +72,26 @@ def main(endpoint, request_queue, dlq, secret_name, secret_file, state_dir, ledg
     )
     print(f"bucket {records_bucket}: records expire after {record_retention_days} days")
 
+    reply_url = sqs.create_queue(QueueName=reply_queue)["QueueUrl"]
+    notify_dlq_url = sqs.create_queue(QueueName=notify_dlq)["QueueUrl"]
+    print(f"notify: reply queue {reply_url}, dead letters {notify_dlq_url}")
+    try:
+        secrets.describe_secret(SecretId=webhook_secret_name)
+        print(f"secret {webhook_secret_name}: exists")
+    except secrets.exceptions.ResourceNotFoundException:
+        key = base64.b64encode(random_bytes.token_bytes(24)).decode()
+        secrets.create_secret(
+            Name=webhook_secret_name,
+            Description="Webhook signing secret of the local cluster (Standard Webhooks)",
+            SecretString=f"whsec_{key}",
+        )
+        print(f"secret {webhook_secret_name}: created")
+
     state = pathlib.Path(state_dir)
     (state / "request-queue-url").write_text(url + "\n")
     (state / "dlq-url").write_text(dlq_url + "\n")
+    (state / "reply-queue-url").write_text(reply_url + "\n")
+    (state / "notify-dlq-url").write_text(notify_dlq_url + "\n")
 
 
 if __name__ == "__main__":

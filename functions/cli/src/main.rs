@@ -18,7 +18,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use spark_gateway_events::{
     CompletionEvent, DeleteJobRequest, GetJobStatusRequest, GetJobStatusResponse, JobLookup,
-    JobRequest, Outcome, RequestId, SubmitJobRequest, decode, decode_completion_event,
+    JobRequest, NotifyEvents, NotifyTarget, Outcome, RequestId, SubmitJobRequest, decode,
+    decode_completion_event,
 };
 use spark_gateway_handlers::sqs::SqsQueue;
 use spark_gateway_handlers::status::{StatusError, job_status};
@@ -122,6 +123,13 @@ enum Command {
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Also deliver the terminal event to this SQS queue (a `notify` target; the cluster's policy
+        /// must allow it). Repeatable.
+        #[arg(long = "reply-queue", value_name = "QUEUE_URL")]
+        reply_queues: Vec<String>,
+        /// Also post the terminal event, signed, to this HTTPS URL (a `notify` target). Repeatable.
+        #[arg(long = "webhook", value_name = "URL")]
+        webhooks: Vec<String>,
     },
     /// Delete an application the gateway created.
     Delete {
@@ -383,9 +391,23 @@ async fn main() -> Result<()> {
             wait,
             dry_run,
             timeout,
+            reply_queues,
+            webhooks,
         } => {
             let mut request = read_submit(&file, request_id)?;
             request.dry_run |= dry_run;
+            request
+                .notify
+                .extend(reply_queues.into_iter().map(|queue_url| NotifyTarget::Sqs {
+                    queue_url,
+                    events: NotifyEvents::Terminal,
+                }));
+            request
+                .notify
+                .extend(webhooks.into_iter().map(|url| NotifyTarget::Webhook {
+                    url,
+                    events: NotifyEvents::Terminal,
+                }));
             // A dry run's only result is its verdict on the completion topic.
             let wait = wait || request.dry_run;
             let request_id = request.request_id.to_string();

@@ -8,7 +8,8 @@
 //!   (default `local`), `SPARK_GATEWAY_CLUSTER_URL`, `SPARK_GATEWAY_CLUSTER_CA_FILE`,
 //!   `SPARK_GATEWAY_VAULT_TOKEN_PATH` and `SPARK_GATEWAY_ALLOWED_NAMESPACES` (comma-separated).
 //!   The single cluster's images: `SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES` (comma-separated), or
-//!   `SPARK_GATEWAY_ALLOW_ANY_IMAGE=true`.
+//!   `SPARK_GATEWAY_ALLOW_ANY_IMAGE=true`; its notification targets: `SPARK_GATEWAY_NOTIFY_SQS_QUEUE_URLS`
+//!   and `SPARK_GATEWAY_NOTIFY_WEBHOOK_URLS` (comma-separated URL prefixes; none by default).
 //! - `VAULT_ADDR`, `SPARK_GATEWAY_VAULT_APPROLE_MOUNT` (default `approle`), `SPARK_GATEWAY_VAULT_CA_FILE`.
 //!   Vault and the cluster proxies must be `https://` unless they are on the loopback interface, or
 //!   `SPARK_GATEWAY_VAULT_ALLOW_INSECURE_HTTP=true` / a cluster's `allow_insecure_http: true` says
@@ -309,6 +310,17 @@ fn clusters_from(lookup: &impl Fn(&str) -> Option<String>) -> Result<ClustersCon
         policy = policy
             .with_image_prefixes(prefixes.split(',').map(str::trim).filter(|p| !p.is_empty()));
     }
+    let list = |name: &str| -> Vec<String> {
+        lookup(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    policy.notify.allowed_sqs_queue_urls = list("SPARK_GATEWAY_NOTIFY_SQS_QUEUE_URLS");
+    policy.notify.allowed_webhook_urls = list("SPARK_GATEWAY_NOTIFY_WEBHOOK_URLS");
     let cluster = ClusterConfig {
         proxy_url: url,
         ca_file: lookup("SPARK_GATEWAY_CLUSTER_CA_FILE").map(PathBuf::from),
@@ -349,6 +361,10 @@ mod tests {
                 "spark-jobs, sjns-data-control",
             ),
             ("SPARK_GATEWAY_ALLOWED_IMAGE_PREFIXES", "apache/spark:"),
+            (
+                "SPARK_GATEWAY_NOTIFY_SQS_QUEUE_URLS",
+                "http://127.0.0.1:4566/000000000000/replies-, http://127.0.0.1:4566/000000000000/other",
+            ),
             ("VAULT_ADDR", "http://127.0.0.1:8200"),
             (
                 "SPARK_GATEWAY_APPROLE_SECRET_ID",
@@ -358,6 +374,8 @@ mod tests {
         .unwrap();
         let (name, cluster) = config.clusters.resolve(None).unwrap();
         assert_eq!(name, "local");
+        assert_eq!(cluster.policy.notify.allowed_sqs_queue_urls.len(), 2);
+        assert!(cluster.policy.notify.allowed_webhook_urls.is_empty());
         assert_eq!(
             cluster.policy.allowed_namespaces,
             ["spark-jobs", "sjns-data-control"]

@@ -221,6 +221,10 @@ pub struct FailureDetail {
     /// (a Python job's exception line, a JVM's stack trace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_message: Option<String>,
+    /// The last lines of the driver's log (at most 40 lines and 4096 characters), read from the driver
+    /// pod when it was still there at the end (`resource_retain_policy: OnFailure` keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
 }
 
 /// Where a person looks next, from the cluster's URL templates; each link only when its template is

@@ -728,7 +728,7 @@ sg_kube_emulator_start() {
   if sg_ensure kube-emulator "kube-emulator" "$SG_KUBE_PORT" \
     env RUST_LIB_BACKTRACE=0 "$SG_KUBE_EMULATOR" --listen "$SG_HOST:$SG_KUBE_PORT" --admin-listen "$SG_HOST:$SG_KUBE_ADMIN_PORT" \
     --cert-dir "$SG_KUBE_CERT_DIR" --crd "$SG_CRD" --token "$token" "${args[@]}" \
-    --kubeconfig-out "$SG_KUBECONFIG"; then
+    --pod-log-dir "$SG_SPARK_LOGS" --kubeconfig-out "$SG_KUBECONFIG"; then
     # A new emulator (new state, maybe a new CA or token): the simulator must reconnect from scratch.
     sg_stop operator-sim
   fi
@@ -745,7 +745,7 @@ sg_operator_sim_start() {
   mapfile -t spark < <(sg_operator_sim_spark_args)
   sg_ensure operator-sim "operator-sim" - \
     env RUST_LIB_BACKTRACE=0 "$SG_OPERATOR_SIM" --kubeconfig "$SG_KUBECONFIG" --default-scenario success \
-    --step-millis "$SG_SIM_STEP_MILLIS" "${spark[@]}" || true
+    --step-millis "$SG_SIM_STEP_MILLIS" --pod-log-dir "$SG_SPARK_LOGS" "${spark[@]}" || true
 }
 
 sg_operator_sim_ready() { grep -q 'operator-sim ready' "$SG_LOGS/operator-sim.log"; }

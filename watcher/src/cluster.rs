@@ -1,5 +1,5 @@
-//! The Kubernetes side: watching SparkApplications, writing the checkpoint and finalizer, and
-//! stripping stale finalizers.
+//! The Kubernetes side: watching SparkApplications, writing the checkpoint and finalizer, stripping
+//! stale finalizers, and reading a failed driver's log.
 //!
 //! Every metadata write is a JSON merge patch carrying `metadata.resourceVersion`, which the API server
 //! treats as a precondition: a write computed from a stale object fails with 409 instead of moving a
@@ -7,10 +7,12 @@
 //! again.
 
 use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use spark_gateway_core::apache_v1;
 use spark_gateway_core::{Classify, Disposition};
 
 use crate::keys::{CHECKPOINT_ANNOTATION, FINALIZER};
@@ -38,13 +40,26 @@ pub enum ClusterError {
     /// Listing applications.
     #[error("cannot list SparkApplications")]
     List(#[source] kube::Error),
+    /// Reading a driver pod's log.
+    #[error("cannot read the log of pod {namespace}/{pod}")]
+    PodLog {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod.
+        pod: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl ClusterError {
     /// The underlying client error.
     pub fn kube_error(&self) -> &kube::Error {
         match self {
-            Self::Application { source, .. } | Self::List(source) => source,
+            Self::Application { source, .. } | Self::List(source) | Self::PodLog { source, .. } => {
+                source
+            }
         }
     }
 }
@@ -128,6 +143,34 @@ impl Applications {
             client,
             namespaces,
             label_selector: label_selector.filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// The end of the driver container's log of `pod` (bounded by the server with `tailLines` and
+    /// `limitBytes`, then by [`apache_v1::log_tail`]); `None` when the pod is gone or the log empty.
+    pub async fn driver_log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        let params = LogParams {
+            container: Some(apache_v1::DRIVER_CONTAINER.to_string()),
+            tail_lines: Some(apache_v1::MAX_LOG_TAIL_LINES as i64),
+            // Lines can be long (a JVM stack frame, a JSON log line): a bound on what crosses the wire.
+            limit_bytes: Some(64 * 1024),
+            ..LogParams::default()
+        };
+        match Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .logs(pod, &params)
+            .await
+        {
+            Ok(log) => Ok(apache_v1::log_tail(&log)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(source) => Err(ClusterError::PodLog {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                source,
+            }),
         }
     }
 

@@ -34,7 +34,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use kube::runtime::watcher;
-use spark_gateway_events::{Outcome, Phase};
+use spark_gateway_events::{FailureCategory, Outcome, Phase};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -47,7 +47,7 @@ use crate::observation::{Observation, ObservationError, SparkApplication};
 use crate::schedule::{Schedule, SyncReport, SyncStart};
 use crate::sink::{EventSink, SinkError};
 use crate::transitions::{self, Step};
-use spark_gateway_core::apache_v1::StateMeaning;
+use spark_gateway_core::apache_v1::{self, StateMeaning};
 use spark_gateway_core::links::{LinkTarget, LinkTemplates};
 use spark_gateway_core::{Classify, Disposition, error_chain, status, usage};
 use spark_gateway_records::{JobRecordStore, RecordError, Stored};
@@ -322,7 +322,7 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
         }
 
         // 2. Publish.
-        let plan = transitions::plan(&observation.status, *published);
+        let mut plan = transitions::plan(&observation.status, *published);
         if let Some(gap) = plan.gap
             && !*gap_reported
         {
@@ -345,9 +345,28 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
             .steps
             .iter()
             .any(|step| matches!(step, Step::Publish(_)));
+        // A failed driver's last log lines, while its pod is still there (kept by
+        // `resourceRetainPolicy: OnFailure`), for the terminal event and the record alike.
+        let failed = plan.steps.iter().any(|step| {
+            matches!(step, Step::Publish(t) if t.failure.as_ref().is_some_and(|f| f.category != FailureCategory::Cancelled))
+        });
+        let log_tail = if ended && failed {
+            self.driver_log_tail(observation).await
+        } else {
+            None
+        };
+        if log_tail.is_some() {
+            for step in &mut plan.steps {
+                if let Step::Publish(transition) = step
+                    && let Some(failure) = &mut transition.failure
+                {
+                    failure.log_tail.clone_from(&log_tail);
+                }
+            }
+        }
         let mut recorded = false;
         if ended && publishes {
-            self.keep_record(observation).await?;
+            self.keep_record(observation, log_tail.as_deref()).await?;
             recorded = true;
         }
         let usage = ended
@@ -395,7 +414,7 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
                 // Whatever ended it (or did not: deleted before the operator wrote a terminal
                 // state), the application leaves a record behind.
                 if !recorded {
-                    self.keep_record(observation).await?;
+                    self.keep_record(observation, log_tail.as_deref()).await?;
                 }
                 finalizer::apply(&observation.finalizers, FinalizerAction::Remove)
             }
@@ -418,7 +437,11 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
 
     /// Writes the job record of `observation`, when records are kept. A record that already covers as
     /// much history is left alone (a replay after a crash, a second leader), so this is safe to repeat.
-    async fn keep_record(&self, observation: &Observation) -> Result<(), SyncError> {
+    async fn keep_record(
+        &self,
+        observation: &Observation,
+        log_tail: Option<&str>,
+    ) -> Result<(), SyncError> {
         let Some(records) = &self.records else {
             return Ok(());
         };
@@ -442,6 +465,9 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
                     },
                     Phase::Ended,
                 );
+                if let Some(failure) = &mut record.status.failure {
+                    failure.log_tail = log_tail.map(str::to_string);
+                }
                 record
             }
             Ok(None) => return Ok(()),
@@ -457,6 +483,32 @@ impl<S: EventSink, R: JobRecordStore> SyncWorker<S, R> {
             debug!(namespace = %identity.namespace, name = %identity.name, through = ?record.through, "job record written");
         }
         Ok(())
+    }
+
+    /// The end of the current attempt's driver log. Best effort, and bounded in time: the detail is
+    /// worth a few seconds, never a held-back terminal event.
+    async fn driver_log_tail(&self, observation: &Observation) -> Option<String> {
+        const LOG_READ_TIMEOUT: Duration = Duration::from_secs(5);
+        let identity = &observation.identity;
+        let pod = apache_v1::driver_pod_name(
+            &identity.namespace,
+            &identity.name,
+            observation.status.current_attempt,
+        );
+        let read = self.applications.driver_log_tail(&identity.namespace, &pod);
+        match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
+            Ok(Ok(tail)) => tail,
+            Ok(Err(error)) => {
+                self.metrics
+                    .error(Operation::Kubernetes, error.disposition().is_transient());
+                warn!(namespace = %identity.namespace, name = %identity.name, %pod, error = %error_chain(&error), "no driver log tail for the failure");
+                None
+            }
+            Err(_) => {
+                warn!(namespace = %identity.namespace, name = %identity.name, %pod, "reading the driver log timed out; the failure goes out without its tail");
+                None
+            }
+        }
     }
 
     /// Applies `update`; on a conflict re-reads the object.

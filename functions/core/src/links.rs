@@ -21,9 +21,18 @@ const PLACEHOLDERS: [&str; 7] = [
     "driver_pod",
 ];
 
-/// One checked URL template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One checked URL template; configuration reads it from a string and refuses a bad one at load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct UrlTemplate(String);
+
+impl TryFrom<String> for UrlTemplate {
+    type Error = TemplateError;
+
+    fn try_from(template: String) -> Result<Self, Self::Error> {
+        Self::new(template)
+    }
+}
 
 /// A template that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,13 +93,17 @@ impl UrlTemplate {
 }
 
 /// A cluster's link templates; each is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkTemplates {
     /// The Spark UI of a running driver (for example through an ingress per driver service).
+    #[serde(default)]
     pub spark_ui: Option<UrlTemplate>,
     /// The Spark history server's page of the application.
+    #[serde(default)]
     pub history_server: Option<UrlTemplate>,
     /// Where the driver's logs are kept (a log search, an object-store prefix).
+    #[serde(default)]
     pub logs: Option<UrlTemplate>,
 }
 
@@ -190,5 +203,18 @@ mod tests {
             UrlTemplate::new("javascript:alert(1)"),
             Err(TemplateError::NotHttp(_))
         ));
+    }
+
+    #[test]
+    fn templates_are_checked_when_configuration_is_read() {
+        let templates: LinkTemplates =
+            serde_json::from_str(r#"{"history_server": "https://h.example.com/{app_id}"}"#)
+                .unwrap();
+        assert!(templates.history_server.is_some() && templates.spark_ui.is_none());
+        let error = serde_json::from_str::<LinkTemplates>(r#"{"logs": "https://l/{pod}"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown placeholder \"pod\""), "{error}");
+        assert!(serde_json::from_str::<LinkTemplates>(r#"{"ui": "https://x/"}"#).is_err());
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use spark_gateway_events::{ApplicationTolerations, SparkApplicationType, SubmitJobRequest};
 
-use crate::apache_v1::{API_VERSION, KIND};
+use crate::apache_v1::{self, API_VERSION, KIND};
 use crate::policy::Admitted;
 
 use crate::labels::{
@@ -169,6 +169,17 @@ fn spec(request: &SubmitJobRequest) -> Value {
     insert_some(&mut runtime, "jdkVersion", versions.jdk_version.as_ref());
     spec.insert("runtimeVersions".into(), Value::Object(runtime));
     spec.insert("sparkConf".into(), json!(spark_conf(request)));
+    // Spark writes no termination message of its own; with this policy the kubelet puts the end of
+    // the driver's log there when it fails, and the operator copies it into the failing state's
+    // `lastObservedDriverStatus`: the exception line survives the pod. Spark keeps a template
+    // container's name and fields when it builds the driver container.
+    spec.insert(
+        "driverSpec".into(),
+        json!({"podTemplateSpec": {"spec": {"containers": [{
+            "name": apache_v1::DRIVER_CONTAINER,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }]}}}),
+    );
     if let Some(tolerations) = request.application_tolerations.as_ref().map(tolerations)
         && !tolerations.is_empty()
     {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use spark_gateway_core::Policy;
+use spark_gateway_core::links::LinkTemplates;
 
 /// Configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,10 @@ pub struct ClusterConfig {
     pub kv_mount: String,
     /// What requests may do on this cluster.
     pub policy: Policy,
+    /// Link templates for status answers (the Spark UI, history server and logs), as the watcher's
+    /// `--*-url-template` flags give them to events.
+    #[serde(default)]
+    pub links: LinkTemplates,
     /// Allow deleting SparkApplications the gateway did not create.
     #[serde(default)]
     pub allow_delete_unmanaged: bool,
@@ -328,6 +333,7 @@ fn clusters_from(lookup: &impl Fn(&str) -> Option<String>) -> Result<ClustersCon
         token_key: default_token_key(),
         kv_mount: default_kv_mount(),
         policy,
+        links: LinkTemplates::default(),
         allow_delete_unmanaged: false,
         request_timeout_seconds: default_timeout_seconds(),
         allow_insecure_http: flag(lookup, "SPARK_GATEWAY_CLUSTER_ALLOW_INSECURE_HTTP")?,

@@ -7,12 +7,13 @@ use serde_json::Value;
 use spark_gateway_core::labels::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_ID_LABEL, SPEC_HASH_ANNOTATION,
 };
+use spark_gateway_core::links::LinkTarget;
 use spark_gateway_core::status::StatusError;
 use spark_gateway_core::{
     Classify, Disposition, KubeAnswer, job_status, kube_answer, spark_application,
 };
 use spark_gateway_events::{
-    DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, JobLookup,
+    DeleteJobRequest, FieldViolation, GetJobStatusRequest, GetJobStatusResponse, JobLookup, Phase,
     RejectionReason, SubmitJobRequest,
 };
 
@@ -404,6 +405,17 @@ impl<A: ClusterApi> Gateway<A> {
                     JobLookup::RequestId(id) => format!("with request id {}", id.as_str()),
                 },
             })?;
-        Ok(job_status(&app, cluster)?)
+        let mut answer = job_status(&app, cluster)?;
+        answer.links = config.links.links(
+            &LinkTarget {
+                cluster,
+                namespace: &answer.namespace,
+                name: &answer.application_name,
+                uid: &answer.uid,
+                attempt: answer.attempt,
+            },
+            answer.phase.unwrap_or(Phase::Pending),
+        );
+        Ok(answer)
     }
 }

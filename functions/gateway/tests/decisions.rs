@@ -361,3 +361,32 @@ async fn status_of_a_missing_application_is_not_found_and_of_a_stored_one_its_st
         .fail_next(Call::Get, api_error(503, "ServiceUnavailable", "down"));
     assert_transient(&gateway.status(&status_of(&request)).await.unwrap_err());
 }
+
+#[tokio::test]
+async fn a_live_status_answer_carries_the_clusters_links() {
+    let gateway = gateway_with(config(json!({"links": {
+        "spark_ui": "https://ui.example.com/{namespace}/{driver_pod}",
+        "history_server": "https://history.example.com/history/{app_id}",
+        "logs": "https://logs.example.com/{cluster}/{namespace}/{name}/{attempt}",
+    }})));
+    let request = seed();
+    gateway.submit(&request).await.unwrap();
+    let status = gateway.status(&status_of(&request)).await.unwrap();
+    // Not started yet: the UI to come and the logs, no history-server page.
+    let links = status.links.expect("links");
+    assert_eq!(
+        links.spark_ui.as_deref(),
+        Some(format!("https://ui.example.com/{NAMESPACE}/pi-test-0-driver").as_str())
+    );
+    assert_eq!(links.history_server, None);
+    assert_eq!(
+        links.logs.as_deref(),
+        Some(format!("https://logs.example.com/dev/{NAMESPACE}/pi-test/0").as_str())
+    );
+    // A template with a typo is refused when the configuration is read.
+    let bad = serde_json::from_value::<ClusterConfig>(json!({
+        "proxy_url": "https://proxy.invalid", "policy": {"allowed_namespaces": ["a"], "allow_any_image": true},
+        "links": {"logs": "https://logs.example.com/{pod_name}"},
+    }));
+    assert!(bad.unwrap_err().to_string().contains("unknown placeholder"));
+}

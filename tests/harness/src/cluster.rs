@@ -22,6 +22,8 @@ pub struct TestCluster {
     emulator: RunningEmulator,
     simulator: Option<(oneshot::Sender<()>, JoinHandle<operator_sim::Result<()>>)>,
     dir: tempfile::TempDir,
+    /// Where driver logs are: the emulator serves `pods/log` from here and the simulator writes here.
+    pod_logs: std::path::PathBuf,
 }
 
 /// How the simulator treats applications without a scenario annotation.
@@ -113,11 +115,19 @@ impl TestCluster {
 
     /// Starts an emulator with exactly this configuration (it must serve TLS; see [`emulator_config`])
     /// and the simulator, and waits until the simulator is ready.
-    pub async fn start_on(config: EmulatorConfig, sim: SimConfig) -> Result<Self> {
+    pub async fn start_on(mut config: EmulatorConfig, sim: SimConfig) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        // The API server serves `pods/log` from the files the simulator's drivers write, as the
+        // kubelet serves them from the node.
+        let pod_logs = config
+            .pod_log_dir
+            .clone()
+            .or_else(|| sim.log_dir())
+            .unwrap_or_else(|| dir.path().join("pod-logs"));
+        config.pod_log_dir = Some(pod_logs.clone());
         let emulator = kube_emulator::start(config)
             .await
             .context("starting the Kubernetes API emulator")?;
-        let dir = tempfile::tempdir()?;
         std::fs::write(
             dir.path().join("ca.crt"),
             emulator.ca_pem().context("the emulator serves TLS")?,
@@ -126,6 +136,7 @@ impl TestCluster {
             emulator,
             simulator: None,
             dir,
+            pod_logs,
         };
         cluster.start_simulator_with(sim).await?;
         Ok(cluster)
@@ -137,8 +148,11 @@ impl TestCluster {
     }
 
     /// Starts the simulator (again) with this configuration, stopping a running one first.
-    pub async fn start_simulator_with(&mut self, config: SimConfig) -> Result<()> {
+    pub async fn start_simulator_with(&mut self, mut config: SimConfig) -> Result<()> {
         self.stop_simulator().await;
+        if config.log_dir().is_none() {
+            config.pod_log_dir = Some(self.pod_logs.clone());
+        }
         let client = self.client().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
@@ -195,6 +209,11 @@ impl TestCluster {
     /// The API URL.
     pub fn url(&self) -> String {
         self.emulator.base_url()
+    }
+
+    /// Where the driver pods' logs are (`<dir>/<namespace>/<pod>.log`).
+    pub fn pod_log_dir(&self) -> &Path {
+        &self.pod_logs
     }
 
     /// A file holding the emulator's CA certificate (PEM).

@@ -33,3 +33,22 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// A binary of this workspace, built next to the running test binary (`cargo build --workspace
+/// --bins`); an error naming that command when it is missing.
+pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test binary location")?;
+    let binary = profile_dir.join(name);
+    if !binary.exists() {
+        anyhow::bail!(
+            "{} is missing: build the binaries first (cargo build --workspace --bins)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}

@@ -14,7 +14,7 @@ mod write;
 
 use std::sync::Arc;
 
-use crate::resources::{ResourceType, VersionDef};
+use crate::resources::{Builtin, ResourceType, VersionDef};
 use crate::selector::FieldSelector;
 use crate::state::Shared;
 use crate::status::{ApiError, GroupResource};
@@ -260,6 +260,22 @@ fn resource_request(
     let status_subresource = match path.subresource.as_deref() {
         None => false,
         Some("status") if version.status_subresource => true,
+        Some("log") if resource.builtin == Some(Builtin::Pod) && path.name.is_some() => {
+            let ctx = Ctx {
+                shared,
+                resource,
+                version,
+                namespace: path.namespace.clone(),
+                name: path.name.clone(),
+                status_subresource: false,
+                request,
+                table: None,
+            };
+            return match verb {
+                "get" => read::pod_log(&ctx),
+                _ => Err(ApiError::method_not_supported(&ctx.group_resource(), verb)),
+            };
+        }
         Some(_) => return Err(ApiError::path_not_found()),
     };
     // Named objects of namespaced types only live under /namespaces/{ns}/.

@@ -57,6 +57,9 @@ pub struct EmulatorConfig {
     pub compaction_interval: Option<Duration>,
     /// Server-side watch timeouts (`--min-request-timeout`); `None`: only `timeoutSeconds`.
     pub watch_timeouts: Option<crate::watch::WatchTimeouts>,
+    /// Where `pods/log` reads container logs: `<dir>/<namespace>/<pod>.log`, as the kubelet reads
+    /// them from files on the node; `None`: every log is empty.
+    pub pod_log_dir: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -79,6 +82,7 @@ impl Default for EmulatorConfig {
             watch_window: None,
             compaction_interval: None,
             watch_timeouts: None,
+            pod_log_dir: None,
         }
     }
 }

@@ -110,6 +110,9 @@ fn subresources(resource: &ResourceType, version: &str) -> Vec<(&'static str, Ve
     if resource.builtin == Some(Builtin::Namespace) {
         subresources.push(("finalize", vec!["update"]));
     }
+    if resource.builtin == Some(Builtin::Pod) {
+        subresources.push(("log", vec!["get"]));
+    }
     subresources
 }
 

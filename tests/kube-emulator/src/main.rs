@@ -17,6 +17,10 @@ struct Args {
     /// Address of the API server.
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Where pods/log reads logs: <dir>/<namespace>/<pod>.log (as the kubelet reads the node's
+    /// files); without it every log is empty.
+    #[arg(long, value_name = "DIR")]
+    pod_log_dir: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS.
     #[arg(long)]
     plain_http: bool,
@@ -124,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             .bookmark_interval_secs
             .map_or(defaults.bookmark_interval, Duration::from_secs),
         admin_listen: args.admin_listen,
+        pod_log_dir: args.pod_log_dir,
         ..defaults
     };
     for crd in &args.crds {

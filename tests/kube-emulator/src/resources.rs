@@ -1,5 +1,6 @@
-//! The resource types the emulator serves: the built-in `namespaces` and
-//! `leases`, and one entry per CustomResourceDefinition it was given.
+//! The resource types the emulator serves: the built-in `namespaces`,
+//! `leases` and `pods` (with `pods/log`, see `api::read::pod_log`), and one
+//! entry per CustomResourceDefinition it was given.
 //!
 //! Everything about a custom resource (names, scope, versions, schema,
 //! printer columns, subresources, selectable fields) comes from its CRD; no
@@ -24,6 +25,8 @@ pub enum Builtin {
     Namespace,
     /// `coordination.k8s.io/v1` `leases`.
     Lease,
+    /// `v1` `pods`: stored objects with a `status` subresource and a `log` subresource.
+    Pod,
 }
 
 /// One `additionalPrinterColumns` entry.
@@ -149,6 +152,7 @@ impl Registry {
         let mut registry = Self::default();
         registry.push(namespaces_type())?;
         registry.push(leases_type())?;
+        registry.push(pods_type())?;
         for crd in crds {
             let resource = resource_from_crd(crd)?;
             registry.push(resource)?;
@@ -483,6 +487,43 @@ fn leases_type() -> ResourceType {
             false,
         )],
         builtin: Some(Builtin::Lease),
+    }
+}
+
+fn pods_type() -> ResourceType {
+    // What a client writes and reads; the emulator schedules and runs nothing, so the fields are
+    // whatever the writer (the operator simulator, standing in for the kubelet too) puts there.
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }
+    });
+    let status_column = PrinterColumn {
+        name: "Status".to_string(),
+        type_name: "string".to_string(),
+        format: String::new(),
+        description: "The phase of the pod".to_string(),
+        priority: 0,
+        json_path: ".status.phase".to_string(),
+    };
+    ResourceType {
+        id: ResourceId(0),
+        group: String::new(),
+        plural: "pods".to_string(),
+        singular: "pod".to_string(),
+        kind: "Pod".to_string(),
+        list_kind: "PodList".to_string(),
+        short_names: vec!["po".to_string()],
+        categories: vec!["all".to_string()],
+        namespaced: true,
+        versions: vec![builtin_version(
+            schema,
+            vec![status_column, age_column()],
+            true,
+        )],
+        builtin: Some(Builtin::Pod),
     }
 }
 

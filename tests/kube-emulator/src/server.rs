@@ -201,6 +201,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         Settings {
             watch_buffer: config.watch_buffer,
             watch_timeouts: config.watch_timeouts,
+            pod_log_dir: config.pod_log_dir.clone(),
         },
         rbac,
     ));

@@ -36,6 +36,8 @@ pub struct Settings {
     pub watch_buffer: usize,
     /// Server-side watch timeouts, when the configuration asks for them.
     pub watch_timeouts: Option<crate::watch::WatchTimeouts>,
+    /// Where `pods/log` reads logs (see `EmulatorConfig::pod_log_dir`).
+    pub pod_log_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything the request handlers share.

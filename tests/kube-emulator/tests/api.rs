@@ -1351,3 +1351,146 @@ async fn the_real_kubectl_applies_lists_and_deletes() {
     assert!(stderr.contains("NotFound"), "{stderr}");
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn pod_logs_are_served_from_the_log_directory_as_the_kubelet_serves_them() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(logs.path().join("jobs")).unwrap();
+    let log: String = (1..=5).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(logs.path().join("jobs/driver.log"), &log).unwrap();
+    let emulator = start(EmulatorConfig {
+        pod_log_dir: Some(logs.path().to_path_buf()),
+        ..EmulatorConfig::for_tests()
+    })
+    .await;
+    let client = kube_client(&emulator, &emulator.token()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "jobs");
+    let pod = |name: &str, containers: &[&str], node: bool| -> Pod {
+        let containers: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({"name": c, "image": "apache/spark"}))
+            .collect();
+        let mut spec = json!({"containers": containers});
+        if node {
+            spec["nodeName"] = json!("node-1");
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    pods.create(
+        &PostParams::default(),
+        &pod("driver", &["spark-kubernetes-driver"], true),
+    )
+    .await
+    .unwrap();
+
+    // The whole log, the last lines (tailLines), then at most some bytes of them (limitBytes).
+    assert_eq!(
+        pods.logs("driver", &LogParams::default()).await.unwrap(),
+        log
+    );
+    let tail = LogParams {
+        tail_lines: Some(2),
+        ..LogParams::default()
+    };
+    assert_eq!(
+        pods.logs("driver", &tail).await.unwrap(),
+        "line 4\nline 5\n"
+    );
+    let limited = LogParams {
+        tail_lines: Some(2),
+        limit_bytes: Some(4),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs("driver", &limited).await.unwrap(), "line");
+
+    // kube-apiserver's answers (`LogLocation`, `ValidatePodLogOptions`): 404 for a missing pod, 400
+    // for a container that is not the pod's, for several containers and none named, for an unbound
+    // pod, for a negative tailLines, and for a previous container that never was.
+    assert_eq!(
+        api_status(pods.logs("gone", &LogParams::default()).await.unwrap_err()).code,
+        404
+    );
+    let other = LogParams {
+        container: Some("sidecar".into()),
+        ..LogParams::default()
+    };
+    let status = api_status(pods.logs("driver", &other).await.unwrap_err());
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (400, "container sidecar is not valid for pod driver")
+    );
+    pods.create(&PostParams::default(), &pod("two", &["a", "b"], true))
+        .await
+        .unwrap();
+    let status = api_status(pods.logs("two", &LogParams::default()).await.unwrap_err());
+    assert_eq!(
+        status.message,
+        "a container name must be specified for pod two, choose one of: [a b]"
+    );
+    pods.create(&PostParams::default(), &pod("pending", &["a"], false))
+        .await
+        .unwrap();
+    let status = api_status(
+        pods.logs("pending", &LogParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status.message, "pod pending does not have a host assigned");
+    let previous = LogParams {
+        previous: true,
+        ..LogParams::default()
+    };
+    assert_eq!(
+        api_status(pods.logs("driver", &previous).await.unwrap_err()).code,
+        400
+    );
+    let get = |path: &str| {
+        http::Request::get(path.to_string())
+            .body(Vec::new())
+            .unwrap()
+    };
+    let negative = client
+        .request_text(get("/api/v1/namespaces/jobs/pods/driver/log?tailLines=-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(negative).code, 400);
+    // A pod without a log file yet: an empty log, as a container that has written nothing.
+    pods.create(&PostParams::default(), &pod("quiet", &["a"], true))
+        .await
+        .unwrap();
+    assert_eq!(pods.logs("quiet", &LogParams::default()).await.unwrap(), "");
+
+    // Discovery lists the subresource, with the real server's verbs.
+    let core: Value = client.request(get("/api/v1")).await.unwrap();
+    let log_resource = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pods/log")
+        .expect("pods/log in discovery");
+    assert_eq!(log_resource["verbs"], json!(["get"]));
+
+    // The real kubectl reads it the same way.
+    let kubectl = std::path::Path::new("/usr/bin/kubectl");
+    if kubectl.exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, emulator.kubeconfig_yaml(&emulator.token())).unwrap();
+        let output = tokio::process::Command::new(kubectl)
+            .args(["logs", "driver", "-n", "jobs", "--tail", "1"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "line 5\n");
+    }
+}

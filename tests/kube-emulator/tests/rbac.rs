@@ -176,7 +176,8 @@ async fn the_gateway_account_may_create_get_list_and_delete_applications_in_its_
 }
 
 #[tokio::test]
-async fn the_watcher_account_reads_and_patches_applications_everywhere_and_holds_only_its_lease() {
+async fn the_watcher_account_reads_and_patches_applications_everywhere_reads_driver_logs_and_holds_only_its_lease()
+ {
     let emulator = start().await;
     let admin = Client {
         base: emulator.base_url(),
@@ -265,6 +266,25 @@ async fn the_watcher_account_reads_and_patches_applications_everywhere_and_holds
             .0,
         403,
         "the lease Role is bound in the watcher's namespace only"
+    );
+
+    // A failed driver's log, and nothing else of pods: kube-apiserver authorizes `pods/log` as its
+    // own resource, so `get` on it grants neither the pod nor its siblings.
+    let driver = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pi-0-driver"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "spark-kubernetes-driver", "image": "apache/spark"}]}});
+    let pods = "/api/v1/namespaces/spark-jobs/pods";
+    assert_eq!(
+        admin.send(Method::POST, pods, Some((JSON, driver))).await.0,
+        201
+    );
+    let (code, body) = watcher.get(&format!("{pods}/pi-0-driver/log")).await;
+    assert_eq!((code, body), (200, json!("")));
+    let (code, body) = watcher.get(&format!("{pods}/pi-0-driver")).await;
+    assert_eq!(code, 403, "the pod itself is not the watcher's: {body}");
+    assert_eq!(watcher.get(pods).await.0, 403);
+    assert_eq!(
+        watcher.get(&format!("{pods}/pi-0-driver/exec")).await.0,
+        403
     );
     emulator.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Operator simulator: drives the status of `spark.apache.org/v1` SparkApplications the way the
-//! Apache Spark Kubernetes Operator 0.5.0 does, without Spark or pods, so the gateway and its
+//! Apache Spark Kubernetes Operator 0.5.0 does, with driver pods and their logs as a cluster has
+//! them (Spark itself only when asked to run an application for real), so the gateway and its
 //! watchers can be tested against a Kubernetes API (the project's emulator or a real cluster).
 //!
 //! ```text
@@ -16,6 +17,8 @@
 //! - [`plan`] holds the pure core, `next_step(app, settings, now) -> Step { action, delay }`.
 //! - [`scheduler`] holds one keyed deadline queue for all applications.
 //! - [`runner`] holds the watch loop, [`run`] and [`SimConfig`].
+//! - [`pods`] holds the driver pods: which should exist, with which status (the one the status
+//!   records), their logs for scripted drivers, and their removal with the application.
 //! - [`real`] holds real execution's pure part: the operator's submission from a spec, what
 //!   changes on one machine, and the driver observers; [`drivers`] runs the `spark-submit`s.
 //! - [`connect`] holds the code building a `kube::Client` from a kubeconfig, a context, or by inference.
@@ -164,6 +167,7 @@ pub mod drivers;
 pub mod error;
 pub mod model;
 pub mod plan;
+pub mod pods;
 pub mod real;
 pub mod runner;
 pub mod scenario;

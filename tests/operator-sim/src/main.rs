@@ -55,6 +55,13 @@ struct Cli {
     /// Applications without the execution annotation run for real too.
     #[arg(long, requires = "spark_home")]
     real_by_default: bool,
+    /// Where scripted drivers' logs go (<dir>/<namespace>/<driver pod>.log; point the API server's
+    /// pods/log there). Default: --spark-log-dir with --spark-home, else none.
+    #[arg(long, value_name = "DIR")]
+    pod_log_dir: Option<PathBuf>,
+    /// Do not keep driver pods (status only, as before pods were simulated).
+    #[arg(long)]
+    no_driver_pods: bool,
     /// spark-submit processes running at once; more drivers wait as DriverRequested.
     #[arg(long, value_name = "N", default_value_t = 1)]
     max_spark_submits: usize,
@@ -83,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
     let client = operator_sim::connect::client(cli.kubeconfig.as_deref(), cli.context.as_deref())
         .await
         .context("cannot connect to Kubernetes")?;
+    let pod_log_dir = cli.pod_log_dir.clone();
+    let driver_pods = !cli.no_driver_pods;
     let config = SimConfig {
         defaults: Settings {
             scenario: cli.default_scenario,
@@ -103,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
             run_timeout: Duration::from_secs(cli.spark_run_timeout_secs),
             by_default: cli.real_by_default,
         }),
+        driver_pods,
+        pod_log_dir,
         ..SimConfig::default()
     };
 

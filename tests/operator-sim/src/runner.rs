@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -35,6 +36,7 @@ use crate::drivers::{DriverEvent, Drivers, RealConfig};
 use crate::error::{Error, Result};
 use crate::model::StateSummary;
 use crate::plan::{Action, AppView, FINALIZER, conflict_retry_delay, next_step};
+use crate::pods;
 use crate::scenario::{Scenario, Settings};
 use crate::scheduler::Deadlines;
 
@@ -60,6 +62,21 @@ pub struct SimConfig {
     pub resync_after: Duration,
     /// Run applications with real Spark (see [`crate::drivers`]); `None`: everything is scripted.
     pub real: Option<RealConfig>,
+    /// Keep driver pods as a cluster has them (see [`crate::pods`]).
+    pub driver_pods: bool,
+    /// Where driver logs are (`<dir>/<namespace>/<pod>.log`, what the API server's `pods/log`
+    /// serves); scripted drivers write theirs here. Real drivers write to `real.log_dir`, which
+    /// this defaults to.
+    pub pod_log_dir: Option<PathBuf>,
+}
+
+impl SimConfig {
+    /// The driver log directory: [`SimConfig::pod_log_dir`], else the real drivers'.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        self.pod_log_dir
+            .clone()
+            .or_else(|| self.real.as_ref().map(|real| real.log_dir.clone()))
+    }
 }
 
 impl Default for SimConfig {
@@ -73,6 +90,8 @@ impl Default for SimConfig {
             max_in_flight: 64,
             resync_after: Duration::from_secs(5),
             real: None,
+            driver_pods: true,
+            pod_log_dir: None,
         }
     }
 }
@@ -373,7 +392,11 @@ impl Simulator {
     }
 
     fn forget(&mut self, key: &AppKey) {
-        self.apps.remove(key);
+        if self.apps.remove(key).is_some() && self.config.driver_pods {
+            let (client, namespace, name) =
+                (self.client.clone(), key.namespace.clone(), key.name.clone());
+            tokio::spawn(async move { pods::collect(client, &namespace, &name).await });
+        }
         self.timers.cancel(key);
         if let Some(drivers) = &mut self.drivers {
             drivers.forget(&key.namespace, &key.name);
@@ -466,6 +489,20 @@ impl Simulator {
                 async move { patch_metadata(&api, &name, patch).await }.boxed()
             }
             Request::Act(Action::WriteStatus(status)) => {
+                let pods = self.config.driver_pods.then(|| {
+                    let view = AppView::from_parts(&app.object.metadata, &app.object.data);
+                    let owner = pods::Owner {
+                        namespace: &key.namespace,
+                        name: &key.name,
+                        uid: uid.as_deref().unwrap_or_default(),
+                        image: view.driver_image.as_deref().unwrap_or("apache/spark"),
+                    };
+                    (
+                        pods::desired(owner, &status),
+                        self.client.clone(),
+                        self.config.log_dir(),
+                    )
+                });
                 let mut object = app.object.clone();
                 object.types = Some(TypeMeta {
                     api_version: format!("{GROUP}/{VERSION}"),
@@ -479,9 +516,14 @@ impl Simulator {
                     None => object.data = json!({"status": status.to_value()}),
                 }
                 async move {
-                    api.replace_status(&name, &PostParams::default(), &object)
-                        .await
-                        .map(Some)
+                    let written = api
+                        .replace_status(&name, &PostParams::default(), &object)
+                        .await?;
+                    // In the same request, so one application's pod writes keep their order.
+                    if let Some((desired, client, log_dir)) = pods {
+                        pods::sync(client, desired, log_dir).await;
+                    }
+                    Ok(Some(written))
                 }
                 .boxed()
             }

@@ -442,3 +442,91 @@ async fn hundreds_of_applications_finish() {
 
     world.shutdown().await;
 }
+
+#[tokio::test]
+async fn driver_pods_follow_the_driver_and_are_kept_only_while_retained() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    let world = World::start().await;
+    let pods: Api<Pod> = Api::namespaced(world.cluster.client().await.unwrap(), NAMESPACE);
+    let pod_phase = async |name: &str| {
+        pods.get_opt(name)
+            .await
+            .unwrap()
+            .and_then(|p| p.status)
+            .and_then(|s| s.phase)
+    };
+
+    // A failure retained by `OnFailure` (the seed's policy) keeps its driver pod: the status the
+    // operator recorded, and a log that ends in the driver's error (what pods/log serves).
+    world
+        .create(
+            "fails",
+            &[(SCENARIO_KEY, "failure")],
+            json!({"resourceRetainPolicy": "OnFailure"}),
+        )
+        .await;
+    world
+        .wait_for("fails", TerminatedWithoutReleaseResources)
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pod_phase("fails-0-driver").await.as_deref() != Some("Failed") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed driver pod"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pod = pods.get("fails-0-driver").await.unwrap();
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("SparkApplication", "fails")
+    );
+    let terminated = pod.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(terminated.exit_code, 1);
+    let log = pods
+        .logs("fails-0-driver", &LogParams::default())
+        .await
+        .unwrap();
+    assert!(
+        log.trim_end()
+            .ends_with("RuntimeError: operator-sim scripted driver failure (exit code 1)"),
+        "{log}"
+    );
+
+    // A success is released (the default policy): the operator's cleanup deletes the pod.
+    world.create("ok", &[], json!({})).await;
+    world.wait_for("ok", ResourceReleased).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pods.get_opt("ok-0-driver").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the released pod stays"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Deleting the application takes its retained pod (the garbage collector's part).
+    world
+        .apps
+        .delete("fails", &DeleteParams::default())
+        .await
+        .unwrap();
+    world.wait_gone("fails").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pods.get_opt("fails-0-driver").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pod outlives its owner"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.shutdown().await;
+}

@@ -1,7 +1,8 @@
 //! Job records through the watcher into LocalStack's S3, over real connections: the record is written
 //! before the event that ends an application and before the finalizer lets the object go, so a watcher
 //! killed in between leaves, after a restart, one record and one terminal event; the terminal event and
-//! the record carry the failure category and the usage.
+//! the record carry the failure category, the end of the driver's log (through `pods/log`) and the
+//! usage.
 
 use std::sync::Arc;
 
@@ -176,7 +177,15 @@ async fn a_failed_application_is_recorded_with_its_category() {
             ),
         },
     );
-    let uid = cluster.create("fails", "failure", 200, json!({})).await;
+    // Failed pods are retained (the seed's policy), so the driver pod is there to read at the end.
+    let uid = cluster
+        .create(
+            "fails",
+            "failure",
+            200,
+            json!({"resourceRetainPolicy": "OnFailure"}),
+        )
+        .await;
     let reader = TopicReader::new(&bootstrap, &topic).expect("a consumer");
     let events = read_until_complete(&reader, &[(&uid, 7)]).await;
     let ended = terminal(&events, &uid);
@@ -190,6 +199,17 @@ async fn a_failed_application_is_recorded_with_its_category() {
     // From the pod status the operator copies into the Failed entry (lastObservedDriverStatus).
     assert_eq!(failure.exit_code, Some(1));
     assert_eq!(failure.reason.as_deref(), Some("Error"));
+    // Read through pods/log (the watcher's Role has `get` on pods/log only) from the retained pod:
+    // the simulator's scripted driver ends its log with the error line.
+    let log_tail = failure.log_tail.as_deref().expect("the driver log's end");
+    assert!(
+        log_tail.ends_with("RuntimeError: operator-sim scripted driver failure (exit code 1)"),
+        "{log_tail}"
+    );
+    assert_eq!(
+        ended[0].event.data.state,
+        ApplicationState::TerminatedWithoutReleaseResources
+    );
     // The UI while it runs, the history server once it stopped, the logs on every event.
     let running = events
         .iter()
@@ -221,10 +241,9 @@ async fn a_failed_application_is_recorded_with_its_category() {
         .await
         .expect("the store")
         .expect("a record of the ended application");
-    assert_eq!(
-        record.status.failure.map(|f| f.category),
-        Some(FailureCategory::UserError)
-    );
+    let recorded_failure = record.status.failure.as_ref().expect("failure detail");
+    assert_eq!(recorded_failure.category, FailureCategory::UserError);
+    assert_eq!(recorded_failure.log_tail.as_deref(), Some(log_tail));
     assert!(matches!(
         record.status.outcome,
         Some(Outcome::Failed { .. })

@@ -5,7 +5,8 @@
 //! - what each state means: its operator-neutral [`Phase`], whether it ends, stops or fails an attempt
 //!   ([`StateMeaning`]), and the [`outcome`] a history adds up to;
 //! - the status as typed values: [`StatusView`]; the spec's sizing inputs: [`SpecView`];
-//! - the names the operator derives: [`spark_app_id`], [`driver_pod_name`].
+//! - the names the operator derives: [`spark_app_id`], [`driver_pod_name`]; the driver container's,
+//!   [`DRIVER_CONTAINER`], and how much of its log a failure keeps ([`log_tail`]).
 //!
 //! The state names themselves are the contract's [`ApplicationState`], so what is published and what is
 //! read can never disagree. The operator's last state is `ResourceReleased` (or
@@ -150,6 +151,29 @@ pub fn outcome<'a>(
 /// `FallbackToLogsOnError` (the last 2048 bytes), so an event stays far below a broker's record limit.
 pub const MAX_TERMINATION_MESSAGE_CHARS: usize = 2048;
 
+/// The driver container's name: Spark's `DEFAULT_DRIVER_CONTAINER_NAME`, which the driver pod keeps
+/// because the gateway's pod template names its container so.
+pub const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
+
+/// Lines of the driver log a failure keeps.
+pub const MAX_LOG_TAIL_LINES: usize = 40;
+/// Characters of the driver log a failure keeps (the end of the last lines).
+pub const MAX_LOG_TAIL_CHARS: usize = 4096;
+
+/// The end of a driver log as a failure keeps it: the last [`MAX_LOG_TAIL_LINES`] lines, at most the
+/// last [`MAX_LOG_TAIL_CHARS`] characters, trailing blank space dropped; `None` when nothing is left.
+pub fn log_tail(log: &str) -> Option<String> {
+    let log = log.trim_end();
+    let start = log
+        .rmatch_indices('\n')
+        .nth(MAX_LOG_TAIL_LINES - 1)
+        .map_or(0, |(i, _)| i + 1);
+    let lines = &log[start..];
+    let skip = lines.chars().count().saturating_sub(MAX_LOG_TAIL_CHARS);
+    let tail: String = lines.chars().skip(skip).collect();
+    (!tail.trim().is_empty()).then_some(tail)
+}
+
 /// Why an attempt that ended with `outcome` failed: the category, and how its driver container ended
 /// (the last entry of the attempt that recorded the driver's termination). `None` for a success.
 pub fn failure_detail<'a>(
@@ -172,6 +196,8 @@ pub fn failure_detail<'a>(
                 .saturating_sub(MAX_TERMINATION_MESSAGE_CHARS);
             m.chars().skip(skip).collect()
         }),
+        // Read from the pod by the watcher, not from the status.
+        log_tail: None,
     })
 }
 
@@ -358,5 +384,22 @@ mod tests {
         assert_eq!(detail.reason.as_deref(), Some("Evicted"));
         assert_eq!(detail.exit_code, Some(137));
         assert_eq!(failure_detail(&Outcome::Succeeded, &evicted.entries), None);
+    }
+
+    #[test]
+    fn a_log_tail_keeps_the_last_lines_and_characters() {
+        let log: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        let tail = log_tail(&format!("{log}\n\n  ")).unwrap();
+        assert_eq!(tail.lines().count(), MAX_LOG_TAIL_LINES);
+        assert!(
+            tail.starts_with("line 61\n") && tail.ends_with("line 100"),
+            "{tail}"
+        );
+        let long = "x".repeat(10_000) + "\nValueError: boom";
+        let tail = log_tail(&long).unwrap();
+        assert_eq!(tail.chars().count(), MAX_LOG_TAIL_CHARS);
+        assert!(tail.ends_with("ValueError: boom"));
+        assert_eq!(log_tail(" \n\n"), None);
+        assert_eq!(log_tail("one line").as_deref(), Some("one line"));
     }
 }

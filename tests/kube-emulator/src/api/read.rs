@@ -1,4 +1,4 @@
-//! get, list (with selectors, pagination and exact resourceVersions) and watch.
+//! get, list (with selectors, pagination and exact resourceVersions), watch, and a pod's log.
 //!
 //! A continue token holds the resourceVersion of its first page; once that is
 //! compacted the list answers like `storage/etcd3` does (`errors.go`,
@@ -33,6 +33,124 @@ pub(super) fn get(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::not_found(&ctx.group_resource(), ctx.name()))?;
     Ok(Reply::json(200, ctx.view().render_one(&object)))
+}
+
+/// `GET .../pods/{name}/log`, as kube-apiserver's `pod/rest/log.go` and the kubelet answer it:
+/// the pod must exist and be bound to a node; the container is the named one, or the only one
+/// (`LogLocation` in `pkg/registry/core/pod/strategy.go` words the errors); `tailLines` keeps the
+/// last lines and `limitBytes` then cuts the output, both checked as `ValidatePodLogOptions` does.
+/// The text is `<pod_log_dir>/<namespace>/<pod>.log` (one file per pod, whichever container is
+/// asked for), empty when there is none. The emulator does not stream: `follow` serves what is
+/// there; `timestamps`, `sinceSeconds` and `sinceTime` are accepted and ignored; `previous` finds
+/// no previous container, as on a pod whose containers never restarted.
+pub(super) fn pod_log(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    let name = ctx.name();
+    let pod = ctx
+        .shared
+        .state()
+        .store
+        .get(ctx.resource.id, &ctx.key(name))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&ctx.group_resource(), name))?;
+    let number = |key: &str, min: i64, rule: &str| -> Result<Option<i64>, ApiError> {
+        match ctx.request.param(key) {
+            None => Ok(None),
+            Some(text) => match text.parse::<i64>() {
+                Ok(value) if value >= min => Ok(Some(value)),
+                Ok(value) => Err(ApiError::bad_request(format!(
+                    "{key}: Invalid value: {value}: {rule}"
+                ))),
+                Err(_) => Err(ApiError::bad_request(format!(
+                    "{key}: Invalid value: {text:?}: not an integer"
+                ))),
+            },
+        }
+    };
+    let tail_lines = number("tailLines", 0, "must be greater than or equal to 0")?;
+    let limit_bytes = number("limitBytes", 1, "must be greater than 0")?;
+    let containers = |field: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (main, init) = (containers("containers"), containers("initContainers"));
+    let container = match ctx.request.param("container") {
+        Some(container) if main.iter().chain(&init).any(|c| c == container) => {
+            container.to_string()
+        }
+        Some(container) => {
+            return Err(ApiError::bad_request(format!(
+                "container {container} is not valid for pod {name}"
+            )));
+        }
+        None if main.len() == 1 => main[0].clone(),
+        None if main.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}"
+            )));
+        }
+        None => {
+            let mut message = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                main.join(" ")
+            );
+            if !init.is_empty() {
+                message.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init.join(" ")
+                ));
+            }
+            return Err(ApiError::bad_request(message));
+        }
+    };
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    if ctx.request.flag("previous") {
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{container}\" in pod \"{name}\" not found"
+        )));
+    }
+    let text = ctx
+        .shared
+        .settings
+        .pod_log_dir
+        .as_ref()
+        .map(|dir| {
+            dir.join(ctx.namespace.as_deref().unwrap_or_default())
+                .join(format!("{name}.log"))
+        })
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_default();
+    let mut text = match tail_lines {
+        Some(lines) => {
+            let lines = usize::try_from(lines).unwrap_or(usize::MAX);
+            let kept: Vec<&str> = text.split_inclusive('\n').collect();
+            kept[kept.len().saturating_sub(lines)..].concat()
+        }
+        None => text,
+    };
+    if let Some(limit) = limit_bytes {
+        let mut end = usize::try_from(limit).unwrap_or(usize::MAX).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    let mut reply = Reply::text(200, text);
+    reply.content_type = Some("text/plain");
+    Ok(reply)
 }
 
 pub(super) fn filter(ctx: &Ctx<'_>) -> Result<ObjectFilter, ApiError> {

@@ -22,8 +22,8 @@ use spark_gateway_events::{
 };
 use spark_gateway_harness::aws::{TestQueue, drain_queue, localstack_config};
 use spark_gateway_harness::kafka::TopicReader;
+use spark_gateway_harness::unique_name;
 use spark_gateway_harness::webhook::WebhookReceiver;
-use spark_gateway_harness::{WATCHER_ACCOUNT, unique_name};
 
 use super::fixture::{CLUSTER, Fixture, NAMESPACE, default_policy, seed_request, with_scenario};
 use super::functions::{Channels, handlers, spawn_sqs_consumer, sqs_client};
@@ -113,37 +113,6 @@ impl World {
         ]);
         Ok(env)
     }
-
-    /// The watcher binary on the test's cluster, publishing to the test's completion topic.
-    fn start_watcher(&self, log: &std::path::Path) -> Result<tokio::process::Child> {
-        let fixture = &self.fixture;
-        let kubeconfig = fixture
-            .cluster
-            .write_kubeconfig(&fixture.cluster.service_account_token(WATCHER_ACCOUNT))?;
-        tokio::process::Command::new(workspace_binary("spark-gateway-watcher")?)
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", NAMESPACE, "--cluster", CLUSTER])
-            .args([
-                "--kafka-bootstrap-servers",
-                fixture.world.kafka_bootstrap()?,
-            ])
-            .args(["--topic", &self.channels.events_topic])
-            .args([
-                "--lease-namespace",
-                WATCHER_ACCOUNT.0,
-                "--identity",
-                "callbacks",
-            ])
-            .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
-            .env_remove("WATCHER_NO_FINALIZER")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .context("the watcher binary starts")
-    }
 }
 
 fn terminal_request_ids(bodies: &[Vec<u8>]) -> Result<BTreeMap<String, BTreeSet<String>>> {
@@ -166,7 +135,13 @@ fn terminal_request_ids(bodies: &[Vec<u8>]) -> Result<BTreeMap<String, BTreeSet<
 async fn a_reply_queue_and_a_signed_webhook_each_get_every_terminal_event() -> Result<()> {
     let world = world().await?;
     let logs = tempfile::tempdir()?;
-    let _watcher = world.start_watcher(&logs.path().join("watcher.log"))?;
+    let _watcher = world.fixture.spawn_watcher(
+        &world.channels.events_topic,
+        "callbacks",
+        &[],
+        &[],
+        &logs.path().join("watcher.log"),
+    )?;
     let notifier_log = logs.path().join("notifier.log");
     let _notifier = tokio::process::Command::new(workspace_binary("spark-gateway-consumer")?)
         .args(["--notify-topic", &world.channels.events_topic])

@@ -13,8 +13,12 @@ use spark_gateway::config::{AppRoleSource, ClusterConfig, ClustersConfig, VaultC
 use spark_gateway::vault::VaultTokens;
 use spark_gateway::{Gateway, GatewayConfig};
 use spark_gateway_core::Policy;
-use spark_gateway_events::{RequestId, SubmitJobRequest, decode};
+use spark_gateway_events::{
+    ApplicationStateChanged, CloudEvent, CompletionEvent, RequestId, SubmitJobRequest, decode,
+    decode_completion_event,
+};
 use spark_gateway_harness::aws::localstack_config;
+use spark_gateway_harness::kafka::TopicReader;
 use spark_gateway_harness::world::repo_root;
 use spark_gateway_harness::{
     GATEWAY_ACCOUNT, LocalWorld, SimDefaults, TestCluster, WATCHER_ACCOUNT, unique_name,
@@ -98,6 +102,7 @@ impl Fixture {
             token_key: "token".into(),
             kv_mount: "secret".into(),
             policy: self.policy.clone(),
+            links: Default::default(),
             allow_delete_unmanaged: false,
             request_timeout_seconds: 10,
             allow_insecure_http: false,
@@ -196,6 +201,81 @@ impl Fixture {
             env.push((name.to_string(), world.var(name)?.to_string()));
         }
         Ok(env)
+    }
+
+    /// The watcher binary as deployed: its own service account, the gateway's name for the cluster,
+    /// this fixture's namespace, publishing to `topic`, with `extra` flags and environment; its log
+    /// goes to `log`. Stopped when the returned child is dropped.
+    pub fn spawn_watcher(
+        &self,
+        topic: &str,
+        identity: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+        log: &std::path::Path,
+    ) -> Result<tokio::process::Child> {
+        use anyhow::Context;
+        let kubeconfig = self
+            .cluster
+            .write_kubeconfig(&self.cluster.service_account_token(WATCHER_ACCOUNT))?;
+        tokio::process::Command::new(spark_gateway_harness::workspace_binary(
+            "spark-gateway-watcher",
+        )?)
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--namespace", NAMESPACE, "--cluster", CLUSTER])
+        .args(["--kafka-bootstrap-servers", self.world.kafka_bootstrap()?])
+        .args(["--topic", topic])
+        .args([
+            "--lease-namespace",
+            WATCHER_ACCOUNT.0,
+            "--identity",
+            identity,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args(extra)
+        .envs(env.iter().cloned())
+        .env_remove("WATCHER_NO_FINALIZER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("the watcher binary starts")
+    }
+
+    /// The first state change on `topic` that carries an outcome (the watcher's terminal event),
+    /// waiting up to `within`; the watcher's `log` is shown when it does not come.
+    pub async fn terminal_event(
+        &self,
+        topic: &str,
+        within: Duration,
+        log: &std::path::Path,
+    ) -> Result<CloudEvent<ApplicationStateChanged>> {
+        use anyhow::Context;
+        let reader = TopicReader::new(self.world.kafka_bootstrap()?, topic)?;
+        let records = reader
+            .read_until(within, |records| {
+                records.iter().any(|r| r.value.contains("\"outcome\""))
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "watcher log: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            })?;
+        records
+            .iter()
+            .find_map(
+                |r| match decode_completion_event(r.value.as_bytes()).ok()? {
+                    CompletionEvent::StateChanged(event) if event.data.outcome.is_some() => {
+                        Some(event)
+                    }
+                    _ => None,
+                },
+            )
+            .context("a terminal event")
     }
 
     pub async fn apps(&self) -> Result<Api<DynamicObject>> {

@@ -1,7 +1,6 @@
 //! The real Lambda binaries (`job-requests`, `job-status`) run as processes under the Lambda Runtime
 //! API emulator, configured only through their environment, against the real local world.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,22 +15,7 @@ use super::fixture::{Fixture, NAMESPACE, seed_request, with_scenario};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A binary of this workspace, built next to this test binary (`cargo build --workspace --bins`).
-pub(super) fn workspace_binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("test binary location")?;
-    let binary = profile_dir.join(name);
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build the binaries first (cargo build --workspace --bins)",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
+pub(super) use spark_gateway_harness::workspace_binary;
 
 fn sqs_record(id: &str, body: &str, receives: u32) -> Value {
     json!({

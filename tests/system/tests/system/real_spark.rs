@@ -6,7 +6,8 @@
 //!
 //! What each test pins of the real thing: the driver's own log (pi computed, exception text,
 //! code loaded from both jars), the outcome the operator's rules derive from the driver's exit,
-//! and the timeout state operator 0.5.0's `AppDriverTimeoutObserver` writes.
+//! the timeout state operator 0.5.0's `AppDriverTimeoutObserver` writes, and a failed job's
+//! terminal event with the real log's end read by the watcher binary through `pods/log`.
 //!
 //! One real driver at a time: under nextest these tests share the `real-spark` test group
 //! (`.config/nextest.toml`, one thread); under `cargo test` a process-wide semaphore.
@@ -20,11 +21,13 @@ use kube::api::{DynamicObject, PostParams};
 use operator_sim::real::{EXECUTION_KEY, LocalTarget};
 use operator_sim::{RealConfig, Scenario, Settings, SimConfig};
 use serde_json::json;
+use spark_gateway_core::apache_v1::spark_app_id;
 use spark_gateway_events::{
     ApplicationState, FailureCategory, FailureReason, GetJobStatusRequest, GetJobStatusResponse,
     JobRequest, Outcome, SparkApplicationType, SubmitJobRequest,
 };
 use spark_gateway_harness::LocalWorld;
+use spark_gateway_harness::kafka::create_topic;
 use tokio::sync::Semaphore;
 
 use super::fixture::{Fixture, NAMESPACE, seed_request};
@@ -266,7 +269,23 @@ async fn the_seed_pi_test_from_sqs_computes_pi_on_real_spark() -> Result<()> {
 async fn a_job_that_raises_fails_with_its_exception_text() -> Result<()> {
     let _one = ONE_DRIVER_AT_A_TIME.acquire().await?;
     let world = RealWorld::start().await?;
-    let status = world.run_through_sqs(&python_job("raise.py", &[])?).await?;
+    // The watcher binary with the cluster's link templates, publishing to a topic of this test.
+    let topic = create_topic(world.fixture.world.kafka_bootstrap()?, "real-events", 1).await?;
+    let watcher_log = world.logs.path().join("watcher.log");
+    let _watcher = world.fixture.spawn_watcher(
+        &topic,
+        "real-spark",
+        &[
+            "--history-url-template",
+            "https://history.example.com/history/{app_id}/jobs/",
+            "--logs-url-template",
+            "https://logs.example.com/{namespace}/{driver_pod}",
+        ],
+        &[],
+        &watcher_log,
+    )?;
+    let request = python_job("raise.py", &[])?;
+    let status = world.run_through_sqs(&request).await?;
 
     let Some(Outcome::Failed {
         reason: FailureReason::Failed,
@@ -301,6 +320,46 @@ async fn a_job_that_raises_fails_with_its_exception_text() -> Result<()> {
     assert_eq!(
         states(&status).last(),
         Some(&ApplicationState::TerminatedWithoutReleaseResources)
+    );
+
+    // The terminal event, as a subscriber gets it: the category, the exit code, the end of the real
+    // driver log read through pods/log from the retained driver pod (the Python exception line
+    // included), and the links.
+    let terminal = world
+        .fixture
+        .terminal_event(&topic, Duration::from_secs(60), &watcher_log)
+        .await?;
+    let failure = terminal.data.failure.as_ref().context("failure detail")?;
+    assert_eq!(failure.category, FailureCategory::UserError);
+    assert_eq!(failure.exit_code, Some(1), "{failure:?}");
+    let log_tail = failure
+        .log_tail
+        .as_deref()
+        .context("the driver log's end")?;
+    assert!(
+        log_tail
+            .contains("RuntimeError: spark-gateway example job failed on purpose: a task raised"),
+        "{log_tail}"
+    );
+    assert!(
+        log.trim_end().ends_with(log_tail),
+        "the tail is the log's end"
+    );
+    let pod = status.driver_pod_name.as_deref().context("driver pod")?;
+    let links = terminal.data.links.as_ref().context("links")?;
+    assert_eq!(
+        links.history_server.as_deref(),
+        Some(
+            format!(
+                "https://history.example.com/history/{}/jobs/",
+                spark_app_id(NAMESPACE, &request.application_name, 0)
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        links.logs.as_deref(),
+        Some(format!("https://logs.example.com/{NAMESPACE}/{pod}").as_str())
     );
     world.shutdown().await;
     Ok(())

@@ -4,19 +4,18 @@
 //! application as soon as its TTL has passed; the simulator does the same, see `operator-sim`'s
 //! `lib.rs`), by name and by request id, in the shape of a live answer with `source: record`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use lambda_runtime_emulator::{LambdaProcess, Outcome, RuntimeEmulator};
 use serde_json::{Value, json};
 use spark_gateway_core::apache_v1::HAPPY_PATH;
-use spark_gateway_events::{ApplicationTolerations, CompletionEvent, decode_completion_event};
+use spark_gateway_events::ApplicationTolerations;
 use spark_gateway_harness::aws::localstack_config;
-use spark_gateway_harness::kafka::{TopicReader, create_topic};
-use spark_gateway_harness::{WATCHER_ACCOUNT, unique_name};
+use spark_gateway_harness::kafka::create_topic;
+use spark_gateway_harness::unique_name;
 
-use super::fixture::{CLUSTER, Fixture, NAMESPACE, seed_request, with_scenario};
+use super::fixture::{Fixture, NAMESPACE, seed_request, with_scenario};
 use super::lambda::workspace_binary;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,32 +47,15 @@ async fn job_status_answers_from_the_record_after_the_ttl_deleted_the_applicatio
     .collect::<Result<_>>()?;
 
     // The watcher as deployed: its own service account, the gateway's name for the cluster.
-    let kubeconfig = fixture
-        .cluster
-        .write_kubeconfig(&fixture.cluster.service_account_token(WATCHER_ACCOUNT))?;
     let log_dir = tempfile::tempdir()?;
     let log = log_dir.path().join("watcher.log");
-    let _watcher = tokio::process::Command::new(workspace_binary("spark-gateway-watcher")?)
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["--namespace", NAMESPACE, "--cluster", CLUSTER])
-        .args(["--kafka-bootstrap-servers", &bootstrap, "--topic", &topic])
-        .args([
-            "--lease-namespace",
-            WATCHER_ACCOUNT.0,
-            "--identity",
-            "records",
-        ])
-        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
-        .args(["--records-bucket", &bucket])
-        .envs(aws_env.iter().cloned())
-        .env_remove("WATCHER_NO_FINALIZER")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .kill_on_drop(true)
-        .spawn()
-        .context("the watcher binary starts")?;
+    let _watcher = fixture.spawn_watcher(
+        &topic,
+        "records",
+        &["--records-bucket", &bucket],
+        &aws_env,
+        &log,
+    )?;
 
     let mut request = with_scenario(seed_request()?, "success");
     request.application_tolerations = Some(ApplicationTolerations {
@@ -85,27 +67,9 @@ async fn job_status_answers_from_the_record_after_the_ttl_deleted_the_applicatio
     let name = request.application_name.clone();
 
     // Its terminal event, with the usage, then the object goes.
-    let reader = TopicReader::new(&bootstrap, &topic)?;
-    let records = reader
-        .read_until(Duration::from_secs(90), |records| {
-            records.iter().any(|r| r.value.contains("\"outcome\""))
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "watcher log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        })?;
-    let terminal = records
-        .iter()
-        .find_map(
-            |r| match decode_completion_event(r.value.as_bytes()).ok()? {
-                CompletionEvent::StateChanged(event) if event.data.outcome.is_some() => Some(event),
-                _ => None,
-            },
-        )
-        .context("a terminal event")?;
+    let terminal = fixture
+        .terminal_event(&topic, Duration::from_secs(90), &log)
+        .await?;
     assert!(terminal.data.usage.is_some(), "{terminal:?}");
     fixture.wait_for_app(&name, false).await?;
 

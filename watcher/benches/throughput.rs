@@ -35,6 +35,7 @@ use rdkafka::message::Message;
 use serde_json::json;
 use spark_gateway_events::{CompletionEvent, decode_completion_event};
 use spark_gateway_harness::kafka::create_topic;
+use spark_gateway_harness::process::{self, rss_kib};
 use spark_gateway_harness::{LocalWorld, unique_name};
 use spark_gateway_watcher::keys::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -465,27 +466,9 @@ impl MemorySamples {
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// User plus system CPU seconds of a process (clock ticks at the usual 100 Hz).
+/// User plus system CPU seconds of a process (0 once it is gone).
 fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    process::cpu_time(pid).map_or(0.0, |t| t.as_secs_f64())
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureRecord;
 use spark_gateway_kafka::{KafkaProducer, KafkaSetupError, ProducerProfile};
 
 use crate::envelope::OutgoingRecord;
@@ -77,15 +76,10 @@ impl EventSink for KafkaSink {
             .headers(spark_gateway_kafka::headers(&structured.headers()));
         // The local queue being full is back-pressure, not failure: wait for room as long as a
         // delivery may take.
-        let queue_timeout = Timeout::After(Duration::from_secs(30));
-        match self
-            .producer
-            .inner()
-            .send(kafka_record, queue_timeout)
-            .await
-        {
+        let queue_timeout = Duration::from_secs(30);
+        match self.producer.send(kafka_record, queue_timeout).await {
             Ok(_) => Ok(()),
-            Err((source, _)) => Err(SinkError::Delivery {
+            Err(source) => Err(SinkError::Delivery {
                 event_id: record.event_id.clone(),
                 source,
             }),
@@ -94,7 +88,7 @@ impl EventSink for KafkaSink {
 
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.inner().flush(timeout))
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
             .unwrap_or(Err(KafkaError::Canceled))
             .map_err(SinkError::Flush)

@@ -200,11 +200,10 @@ async fn send(via: Transport, kafka: &KafkaArgs, key: &str, body: &str) -> Resul
                 .key(key)
                 .payload(body);
             let (partition, offset) = producer
-                .inner()
                 .send(record, Duration::from_secs(10))
                 .await
                 .map(|d| (d.partition, d.offset))
-                .map_err(|(error, _)| producer.explain(error))?;
+                .map_err(|error| producer.explain(error))?;
             Ok(format!("Kafka record {topic}/{partition}/{offset}"))
         }
     }

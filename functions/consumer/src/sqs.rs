@@ -117,9 +117,13 @@ async fn joined(
     })?
 }
 
-/// One long poll, topped up by two short polls when it came back full, so one batch of work holds up
-/// to 30 messages and shares its fixed costs (visibility, deletes) among them; `None` when `shutdown`
-/// turned true first.
+/// Short polls that top up a full long poll.
+const TOP_UPS: usize = 4;
+
+/// One long poll, topped up by [`TOP_UPS`] short polls at once when it came back full, so one batch of
+/// work holds up to 50 messages: a receive costs about as long as processing a few messages, and the
+/// next batch is received while this one is processed, so a batch must hold enough work to cover it.
+/// `None` when `shutdown` turned true first.
 async fn receive(
     source: &SqsSource,
     shutdown: &mut watch::Receiver<bool>,
@@ -129,8 +133,8 @@ async fn receive(
         _ = shutdown.changed() => return Ok(None),
     };
     if messages.len() == SQS_BATCH_LIMIT {
-        let (first, second) = tokio::join!(receive_once(source, 0), receive_once(source, 0));
-        for top_up in [first, second] {
+        let top_ups = (0..TOP_UPS).map(|_| receive_once(source, 0));
+        for top_up in futures::future::join_all(top_ups).await {
             match top_up {
                 Ok(more) => messages.extend(more),
                 // A failed top-up only makes this batch smaller.

@@ -360,11 +360,10 @@ where
 {
     let topic = record.topic.to_string();
     producer
-        .inner()
         .send(record, SEND_TIMEOUT)
         .await
         .map(|_| ())
-        .map_err(|(error, _)| SinkError::Kafka {
+        .map_err(|error| SinkError::Kafka {
             topic,
             source: producer.explain(error),
         })

@@ -8,6 +8,7 @@
 pub mod args;
 mod context;
 pub mod msk_iam;
+mod producer;
 mod settings;
 
 use std::time::Duration;
@@ -19,15 +20,18 @@ use rdkafka::client::Client;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{FutureRecord, Producer as _};
 
 pub use context::{ConnectionFailure, FailureKind, FailureLog, KafkaContext};
+pub use producer::Delivered;
 pub use settings::{
     KafkaConfigError, KafkaSettings, KafkaSettingsInput, Pem, Sasl, ScramSha, SecurityProtocol,
     Tls, variables,
 };
 
 use context::MskTokenSource;
+use producer::ServedProducer;
 
 /// How a producer delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,9 @@ pub enum KafkaSetupError {
         #[source]
         source: KafkaError,
     },
+    /// A producer's delivery reports are served on a Tokio runtime, and none was running.
+    #[error("a Kafka producer must be created inside a Tokio runtime")]
+    NoRuntime,
 }
 
 /// The brokers could not be used: why, as precisely as librdkafka said.
@@ -146,25 +153,40 @@ impl ConnectError {
     }
 }
 
-/// A producer and what its connection has reported.
+/// A producer and what its connection has reported. Its delivery reports are served on the Tokio
+/// runtime it was created on, by a task of its own rather than a polling thread.
 #[derive(Clone)]
 pub struct KafkaProducer {
-    producer: FutureProducer<KafkaContext>,
+    producer: ServedProducer,
     failures: FailureLog,
     settings: KafkaSettings,
 }
 
 impl KafkaProducer {
-    /// The rdkafka producer.
-    pub fn inner(&self) -> &FutureProducer<KafkaContext> {
-        &self.producer
+    /// Sends `record` and waits until the brokers acknowledged it (as the profile's `acks` says) or
+    /// its delivery failed; while librdkafka's local queue is full it tries again until `queue_timeout`.
+    pub async fn send<K, P>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+        queue_timeout: Duration,
+    ) -> Result<Delivered, KafkaError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        self.producer.send(record, queue_timeout).await
+    }
+
+    /// Waits until every record sent so far is delivered or failed, for up to `timeout`. Blocks.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.producer().flush(timeout)
     }
 
     /// Reads `topic`'s metadata: proves the brokers answer, accept the credentials and know the topic.
     /// Blocks for up to `timeout`.
     pub fn check_topic(&self, topic: &str, timeout: Duration) -> Result<(), ConnectError> {
         check_topic(
-            self.producer.client(),
+            self.producer.producer().client(),
             &self.failures,
             &self.settings,
             topic,
@@ -247,13 +269,7 @@ impl KafkaSettings {
         }
         let context = self.context(credentials);
         let failures = context.failures.clone();
-        let producer =
-            config
-                .create_with_context(context)
-                .map_err(|source| KafkaSetupError::Client {
-                    role: "producer",
-                    source,
-                })?;
+        let producer = ServedProducer::create(&config, context)?;
         Ok(KafkaProducer {
             producer,
             failures,

@@ -1,16 +1,18 @@
 //! The Kafka adapter: settings validation and MSK IAM tokens as plain functions, and the connection
 //! against the local world's brokers: TLS (rustls with the local CA) in front of Tansu doing
-//! SASL/SCRAM, with a wrong password and an untrusted certificate each ending in a named error.
+//! SASL/SCRAM, with a wrong password and an untrusted certificate each ending in a named error; and
+//! the producer served on the caller's runtime instead of by a polling thread.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use rdkafka::producer::FutureRecord;
 use spark_gateway_harness::kafka::{TopicReader, create_topic_with, produce, producer_with};
 use spark_gateway_harness::world::LocalWorld;
 use spark_gateway_kafka::msk_iam::{MskTokenError, TOKEN_LIFETIME, auth_token};
 use spark_gateway_kafka::{
-    ConnectError, KafkaConfigError, KafkaSettings, KafkaSettingsInput, Pem, Sasl, SecurityProtocol,
-    variables as v,
+    ConnectError, Delivered, KafkaConfigError, KafkaProducer, KafkaSettings, KafkaSettingsInput,
+    KafkaSetupError, Pem, ProducerProfile, Sasl, SecurityProtocol, variables as v,
 };
 
 fn settings(vars: &[(&str, &str)]) -> Result<KafkaSettings, KafkaConfigError> {
@@ -356,4 +358,108 @@ async fn an_untrusted_certificate_is_a_tls_error() {
     assert!(matches!(error, ConnectError::Tls { .. }), "{text}");
     assert!(text.contains("certificate verify failed"), "{text}");
     assert!(!error.is_transient());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The served producer: delivery reports handled on the caller's runtime, no polling thread
+// ---------------------------------------------------------------------------------------------------
+
+/// The names of this process's threads (nextest runs every test in a process of its own).
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+fn function_producer(bootstrap: &str) -> Result<KafkaProducer, KafkaSetupError> {
+    KafkaSettings::plaintext(bootstrap).producer(
+        "served-producer-test",
+        ProducerProfile::AwaitEachSend {
+            delivery_timeout: Duration::from_secs(10),
+        },
+        None,
+    )
+}
+
+// A one-thread runtime, as the Lambda functions run: every send completes although nothing but this
+// thread serves the reports, and librdkafka's threads are the only others.
+#[tokio::test(flavor = "current_thread")]
+async fn sends_complete_on_a_one_thread_runtime_without_a_polling_thread() {
+    let bootstrap = world().kafka_bootstrap().unwrap().to_string();
+    let topic = spark_gateway_harness::kafka::create_topic(&bootstrap, "served", 1)
+        .await
+        .unwrap();
+    let producer = function_producer(&bootstrap).unwrap();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let producer = producer.clone();
+        let (topic, value) = (topic.clone(), format!("record-{i}"));
+        sends.spawn(async move {
+            producer
+                .send(
+                    FutureRecord::<str, str>::to(&topic)
+                        .key("k")
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+        });
+    }
+    let delivered: Vec<Delivered> = sends
+        .join_all()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut offsets: Vec<i64> = delivered.iter().map(|d| d.offset).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), 50, "every record has an offset of its own");
+    let names = thread_names();
+    // rdkafka's FutureProducer would have started "producer polling thread" (cut to 15 characters).
+    assert!(
+        !names.iter().any(|n| n.starts_with("producer poll")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("rdk:")), "{names:?}");
+    let records = TopicReader::new(&bootstrap, &topic)
+        .unwrap()
+        .read_until(Duration::from_secs(30), |records| records.len() >= 50)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 50);
+}
+
+// Dropping the last clone destroys the client: the serving task holds no reference that would keep
+// librdkafka's threads alive.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_the_last_clone_destroys_the_client() {
+    let bootstrap = world().kafka_bootstrap().unwrap().to_string();
+    let producer = function_producer(&bootstrap).unwrap();
+    let copy = producer.clone();
+    assert!(thread_names().iter().any(|n| n.starts_with("rdk:")));
+    drop(producer);
+    tokio::task::yield_now().await;
+    assert!(
+        thread_names().iter().any(|n| n.starts_with("rdk:")),
+        "one clone is left"
+    );
+    drop(copy);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while thread_names().iter().any(|n| n.starts_with("rdk:")) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", thread_names());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn a_producer_outside_a_tokio_runtime_is_refused_by_name() {
+    let error = function_producer("127.0.0.1:9").err().expect("no runtime");
+    assert!(matches!(error, KafkaSetupError::NoRuntime), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "a Kafka producer must be created inside a Tokio runtime"
+    );
 }

@@ -82,8 +82,8 @@ impl TestQueue {
     }
 }
 
-/// Whether `url` holds no message, visible or in flight.
-pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
+/// How many messages `url` holds, visible or in flight (SQS's approximate counts).
+pub async fn queue_message_count(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -93,7 +93,15 @@ pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool
         .await?
         .attributes
         .unwrap_or_default();
-    Ok(attributes.values().all(|count| count == "0"))
+    attributes
+        .values()
+        .map(|count| Ok(count.parse::<u64>()?))
+        .sum()
+}
+
+/// Whether `url` holds no message, visible or in flight.
+pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<bool> {
+    Ok(queue_message_count(sqs, url).await? == 0)
 }
 
 /// Receives (and deletes) messages from `url` until `at_least` arrived or `within` passed; returns

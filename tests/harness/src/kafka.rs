@@ -119,13 +119,12 @@ pub async fn produce(
     value: &str,
 ) -> Result<(i32, i64)> {
     let delivery = producer
-        .inner()
         .send(
             FutureRecord::to(topic).key(key).payload(value),
             Duration::from_secs(10),
         )
         .await
-        .map_err(|(error, _)| producer.explain(error))
+        .map_err(|error| producer.explain(error))
         .context("producing a Kafka record")?;
     Ok((delivery.partition, delivery.offset))
 }

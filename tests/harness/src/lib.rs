@@ -7,6 +7,7 @@
 //! - [`cluster`]: a private in-process cluster (API emulator + operator simulator) per test.
 //! - [`kafka`]: per-test topics on Tansu, an idempotent producer and a reader that waits for records.
 //! - [`webhook`]: an HTTPS webhook receiver that checks Standard Webhooks signatures.
+//! - [`process`]: memory and CPU time of a process under benchmark, from `/proc`.
 //!
 //! Integration tests that need the world call [`world::LocalWorld::from_env`], which fails with a
 //! message naming `infra/local/up` when it is not running.
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod cluster;
 pub mod kafka;
 pub mod names;
+pub mod process;
 pub mod webhook;
 pub mod world;
 

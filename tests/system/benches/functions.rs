@@ -9,10 +9,16 @@
 //!   response, which includes the Secrets Manager read, the AppRole login, the token read, the create and
 //!   the acknowledged publish), then `BENCH_WARM` single-message submits (median and p99 per event).
 //!   `BENCH_ROUNDS` rounds (default 3).
-//! - **Memory**: peak RSS (`VmHWM`) of each function after `BENCH_MEMORY_INVOCATIONS` warm invocations.
+//! - **Memory and CPU**: peak RSS (`VmHWM`) of each function after `BENCH_MEMORY_INVOCATIONS` warm
+//!   invocations, and its CPU time (every thread, user and system) per invocation across them.
 //! - **Consumer**: `BENCH_SUBMITS` submit messages on a fresh SQS queue, from the consumer process's start
 //!   until every message is deleted (so its applied event was acknowledged) and every application exists:
-//!   the release `spark-gateway-consumer`, then the Python peer's (`peer/consumer.py`).
+//!   the release `spark-gateway-consumer` and the Python peer's (`peer/consumer.py`), taking turns for
+//!   `BENCH_CONSUMER_ROUNDS` rounds (default 3); the median rate of each, and its process's CPU time per
+//!   submit.
+//!
+//! The operator simulator does not run: every side creates its applications in the same API emulator
+//! over TLS, and nothing else loads the machine meanwhile.
 //!
 //! Without `SPARK_GATEWAY_PEER_PYTHON` (the peer's interpreter, which the script sets) only our side runs;
 //! `BENCH_PARTS` (default `lambda,consumer`) chooses the parts. `BENCH_BASELINE_DIR`, a folder holding
@@ -32,8 +38,9 @@ use fixture::{Fixture, seed_request, with_scenario};
 use lambda_runtime_emulator::{LambdaProcess, Outcome, RuntimeEmulator};
 use serde_json::{Value, json};
 use spark_gateway_events::JobRequest;
-use spark_gateway_harness::aws::{TestQueue, localstack_config, queue_is_empty};
+use spark_gateway_harness::aws::{TestQueue, localstack_config, queue_message_count};
 use spark_gateway_harness::kafka::create_topic;
+use spark_gateway_harness::process::{cpu_time, peak_rss_kib};
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -118,25 +125,21 @@ fn expect_all_applied(outcome: &Outcome) -> Result<()> {
     }
 }
 
-/// Peak resident memory of a process, from `/proc/<pid>/status`.
-fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM")
-}
-
 /// The peak RSS of a function's process tree (the peer's wrapper execs, so it is one process).
 fn function_peak_rss_kib(process: &LambdaProcess) -> Result<u64> {
-    peak_rss_kib(process.id().context("process gone")?)
+    peak_rss_kib(process.id().context("process gone")?).context("no VmHWM")
+}
+
+fn function_cpu_time(process: &LambdaProcess) -> Result<Duration> {
+    cpu_time(process.id().context("process gone")?).context("no CPU time in /proc")
 }
 
 struct LambdaStats {
     cold: Vec<Duration>,
     warm: Vec<Duration>,
     peak_rss_kib: u64,
+    /// CPU time per warm event over the memory round's invocations.
+    cpu_per_event: Duration,
 }
 
 async fn lambda_rounds(
@@ -153,6 +156,7 @@ async fn lambda_rounds(
         cold: Vec::new(),
         warm: Vec::new(),
         peak_rss_kib: 0,
+        cpu_per_event: Duration::ZERO,
     };
     let mut next_id = 0;
     let mut event = || {
@@ -172,6 +176,7 @@ async fn lambda_rounds(
             warm_per_round
         };
         let mut warm = Vec::with_capacity(warm_count);
+        let cpu_before = function_cpu_time(&process)?;
         for _ in 0..warm_count {
             let invocation = process.invoke(event()?, INVOKE_TIMEOUT).await?;
             expect_all_applied(&invocation.outcome)?;
@@ -184,6 +189,8 @@ async fn lambda_rounds(
         if round == rounds {
             // The last round only measures memory across many warm invocations.
             stats.peak_rss_kib = function_peak_rss_kib(&process)?;
+            let cpu = function_cpu_time(&process)? - cpu_before;
+            stats.cpu_per_event = cpu / u32::try_from(warm_count.max(1))?;
         } else {
             stats.cold.push(
                 first
@@ -233,7 +240,9 @@ async fn fill_queue(
 /// Waits until the queue is drained (a message is deleted only once its outcome is final, its applied
 /// event acknowledged) and then checks that every application it asked for exists; returns the time
 /// since `started`. The queue is what is polled, not the cluster: listing thousands of objects every few
-/// milliseconds would load the machine the measurement runs on.
+/// milliseconds would load the machine the measurement runs on. Each poll costs LocalStack as much CPU
+/// as a receive, so it polls at the pace of the draining: about twice per the time the messages left
+/// would take at the rate so far, every 10 ms near the end and never less often than every 250 ms.
 async fn until_done(
     fixture: &Fixture,
     sqs: &aws_sdk_sqs::Client,
@@ -241,12 +250,24 @@ async fn until_done(
     names: &[String],
     started: Instant,
 ) -> Result<Duration> {
-    while !queue_is_empty(sqs, &queue.url).await? {
+    loop {
+        let left = queue_message_count(sqs, &queue.url).await?;
+        if left == 0 {
+            break;
+        }
+        let elapsed = started.elapsed();
         ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "the queue still holds messages after 600 s"
+            elapsed < Duration::from_secs(600),
+            "the queue still holds {left} messages after 600 s"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let done = (names.len() as u64).saturating_sub(left);
+        let pause = if done == 0 {
+            Duration::from_millis(50)
+        } else {
+            elapsed.mul_f64(left as f64 / done as f64 / 2.0)
+        };
+        tokio::time::sleep(pause.clamp(Duration::from_millis(10), Duration::from_millis(250)))
+            .await;
     }
     let elapsed = started.elapsed();
     let existing: std::collections::HashSet<String> = fixture
@@ -265,13 +286,19 @@ async fn until_done(
     Ok(elapsed)
 }
 
+/// One consumer run: how long it took to drain the queue, and the CPU time its process used meanwhile.
+struct Drained {
+    elapsed: Duration,
+    cpu: Duration,
+}
+
 /// One consumer process (ours or the peer's) draining `submits` messages from a fresh queue.
 async fn consumer_throughput(
     fixture: &Fixture,
     program: &Path,
     args: &[&str],
     submits: usize,
-) -> Result<Duration> {
+) -> Result<Drained> {
     let aws = localstack_config(&fixture.world).await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let queue = TestQueue::create(&sqs, "bench-requests", 5).await?;
@@ -293,11 +320,15 @@ async fn consumer_throughput(
         .kill_on_drop(true)
         .spawn()?;
     let elapsed = tokio::select! {
-        elapsed = until_done(fixture, &sqs, &queue, &names, started) => elapsed,
+        elapsed = until_done(fixture, &sqs, &queue, &names, started) => elapsed?,
         status = child.wait() => bail!("{} exited: {status:?}", program.display()),
     };
+    let cpu = child
+        .id()
+        .and_then(cpu_time)
+        .context("the consumer's CPU time")?;
     child.kill().await?;
-    elapsed
+    Ok(Drained { elapsed, cpu })
 }
 
 fn summary(sorted: &[Duration]) -> String {
@@ -312,7 +343,11 @@ fn summary(sorted: &[Duration]) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let fixture = Fixture::start().await?;
+    let mut fixture = Fixture::start().await?;
+    // The operator's reaction to each created application (status updates, its driver pod) is not part
+    // of the submit path, and on two cores it would take the CPU the functions are measured with; the
+    // applications stay as they were created, in the same API emulator, for every side.
+    fixture.cluster.stop_simulator().await;
     let rounds = env_number("BENCH_ROUNDS", 3);
     let warm = env_number("BENCH_WARM", 20);
     let memory = env_number("BENCH_MEMORY_INVOCATIONS", 1000);
@@ -354,16 +389,17 @@ async fn main() -> Result<()> {
             "warm: p99",
         ];
         println!(
-            "{:<28} {:<36} {:<36} {:<36} peak RSS",
-            "", columns[0], columns[1], columns[2]
+            "{:<28} {:<36} {:<36} {:<12} {:<14} peak RSS after {memory} warm",
+            "", columns[0], columns[1], columns[2], "CPU per warm"
         );
         for (function, stats) in functions.iter().zip(&results) {
             println!(
-                "{:<28} {:<36} {:<36} {:<36} {} MiB after {memory} warm",
+                "{:<28} {:<36} {:<36} {:<12} {:<14} {} MiB",
                 function.label,
                 summary(&stats.cold),
                 summary(&stats.warm),
                 format!("{:.2} ms", millis(percentile(&stats.warm, 0.99))),
+                format!("{:.0} µs", stats.cpu_per_event.as_secs_f64() * 1e6),
                 stats.peak_rss_kib / 1024
             );
         }
@@ -372,11 +408,15 @@ async fn main() -> Result<()> {
             let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
             for (function, ours) in functions.iter().zip(&results[..results.len() - 1]) {
                 println!(
-                    "ratio (peer / {}): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, peak RSS {:.1}x",
+                    "ratio (peer / {}): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, CPU per warm event {:.1}x, peak RSS {:.1}x",
                     function.label,
                     ratio(percentile(&ours.cold, 0.5), percentile(&peer.cold, 0.5)),
                     ratio(percentile(&ours.warm, 0.5), percentile(&peer.warm, 0.5)),
                     ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
+                    ratio(
+                        ours.cpu_per_event.max(Duration::from_nanos(1)),
+                        peer.cpu_per_event
+                    ),
                     peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
                 );
             }
@@ -387,39 +427,71 @@ async fn main() -> Result<()> {
         fixture.cluster.shutdown().await;
         return Ok(());
     }
+    // Ours serve health and metrics on a port of their own; the peer has none.
+    let ours: &[&str] = &["--health-listen", "127.0.0.1:0"];
     let mut consumers = vec![(
         "spark-gateway-consumer",
         workspace_binary("spark-gateway-consumer")?,
+        ours,
     )];
     if let Some(dir) = &baseline {
-        consumers.push(("consumer (baseline)", dir.join("spark-gateway-consumer")));
-    }
-    println!(
-        "\nconsumer: {submits} submits from SQS to created SparkApplications, applied events acknowledged, messages deleted:"
-    );
-    let mut rates = Vec::new();
-    for (label, program) in &consumers {
-        let elapsed = consumer_throughput(
-            &fixture,
-            program,
-            &["--health-listen", "127.0.0.1:0"],
-            submits,
-        )
-        .await?;
-        let rate = submits as f64 / elapsed.as_secs_f64();
-        println!("  {label:<24} {elapsed:>10.2?} = {rate:>7.1} submits/s");
-        rates.push((label, rate));
+        consumers.push((
+            "consumer (baseline)",
+            dir.join("spark-gateway-consumer"),
+            ours,
+        ));
     }
     if let Some(python) = &python {
-        let program = peer_program(python, "consumer.py", scratch.path())?;
-        let peer = consumer_throughput(&fixture, &program, &[], submits).await?;
-        let peer_rate = submits as f64 / peer.as_secs_f64();
-        println!(
-            "  {:<24} {peer:>10.2?} = {peer_rate:>7.1} submits/s",
-            "Python peer consumer"
+        consumers.push((
+            "Python peer consumer",
+            peer_program(python, "consumer.py", scratch.path())?,
+            &[],
+        ));
+    }
+    let consumer_rounds = env_number("BENCH_CONSUMER_ROUNDS", 3).max(1);
+    // Rounds alternate between the consumers, so a slow spell of the machine is shared among them.
+    let mut runs: Vec<Vec<Drained>> = consumers.iter().map(|_| Vec::new()).collect();
+    for _ in 0..consumer_rounds {
+        for ((_, program, args), runs) in consumers.iter().zip(&mut runs) {
+            runs.push(consumer_throughput(&fixture, program, args, submits).await?);
+        }
+    }
+    println!(
+        "\nconsumer: {submits} submits from SQS to created SparkApplications, applied events acknowledged, messages deleted; median of {consumer_rounds} runs each:"
+    );
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let mut rates = Vec::new();
+    for ((label, _, _), runs) in consumers.iter().zip(&runs) {
+        let rate = median(
+            runs.iter()
+                .map(|r| submits as f64 / r.elapsed.as_secs_f64())
+                .collect(),
         );
-        for (label, rate) in &rates {
-            println!("  ratio ({label} / peer): {:.1}x", rate / peer_rate);
+        let cpu = median(
+            runs.iter()
+                .map(|r| r.cpu.as_secs_f64() * 1e6 / submits as f64)
+                .collect(),
+        );
+        let all: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{:.0}", submits as f64 / r.elapsed.as_secs_f64()))
+            .collect();
+        println!(
+            "  {label:<24} {rate:>7.1} submits/s (runs: {}), CPU {cpu:.0} µs per submit",
+            all.join(", ")
+        );
+        rates.push((label, rate, cpu));
+    }
+    if let Some((_, peer_rate, peer_cpu)) = rates.last().filter(|_| python.is_some()) {
+        for (label, rate, cpu) in &rates[..rates.len() - 1] {
+            println!(
+                "  ratio ({label} / peer): {:.1}x the submits/s, {:.1}x less CPU per submit",
+                rate / peer_rate,
+                peer_cpu / cpu
+            );
         }
     }
     fixture.cluster.shutdown().await;

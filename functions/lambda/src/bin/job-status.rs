@@ -17,7 +17,10 @@ impl From<Failure> for Diagnostic {
     }
 }
 
-#[tokio::main]
+// One thread: a Lambda sandbox has at most a vCPU or two, and with worker threads every answer is
+// read on one thread and handed to the task waiting for it on another, a wake-up that a small VM pays
+// for in latency and CPU (`tests/bench-functions` measures both).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     spark_gateway_lambda::init_logging();
     let handlers = spark_gateway_lambda::live_handlers().await?;

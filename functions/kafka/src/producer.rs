@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,8 @@ struct Shared {
     queue: ReportQueue,
     producer: BaseProducer<KafkaContext>,
     wake: Arc<Notify>,
+    /// Cleared when the serving task ends without the producer having gone: its runtime shut down.
+    served: Arc<AtomicBool>,
 }
 
 impl Drop for Shared {
@@ -107,7 +110,17 @@ impl Drop for Shared {
 /// Reports served per turn before the task yields, so a flood of them cannot hold the runtime.
 const REPORTS_PER_TURN: usize = 256;
 
-async fn serve(shared: Weak<Shared>, wake: Arc<Notify>) {
+/// Clears the flag when the serving task ends, however it ends (a runtime that shuts down drops it).
+struct ServingGuard(Arc<AtomicBool>);
+
+impl Drop for ServingGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// `_guard` is an argument, not made inside: a task that never ran drops it too.
+async fn serve(shared: Weak<Shared>, wake: Arc<Notify>, _guard: ServingGuard) {
     loop {
         wake.notified().await;
         let Some(shared) = shared.upgrade() else {
@@ -133,6 +146,9 @@ async fn serve(shared: Weak<Shared>, wake: Arc<Notify>) {
 pub(crate) struct ServedProducer {
     shared: Arc<Shared>,
 }
+
+/// How often a send serves the reports itself once the serving task is gone.
+const UNSERVED_POLL: Duration = Duration::from_millis(5);
 
 /// How long a send waits between tries while librdkafka's local queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(10);
@@ -164,14 +180,16 @@ impl ServedProducer {
             );
             ReportQueue(queue)
         };
+        let served = Arc::new(AtomicBool::new(true));
         let shared = Arc::new(Shared {
             queue,
             producer,
             wake: Arc::clone(&wake),
+            served: Arc::clone(&served),
         });
         // What arrived before the callback was enabled (log lines of the start) is served at once.
         wake.notify_one();
-        runtime.spawn(serve(Arc::downgrade(&shared), wake));
+        runtime.spawn(serve(Arc::downgrade(&shared), wake, ServingGuard(served)));
         Ok(Self { shared })
     }
 
@@ -214,7 +232,17 @@ impl ServedProducer {
                 Err((error, _)) => return Err(error),
             }
         }
-        // The sender is dropped unanswered only when the producer is destroyed with the record in it.
-        delivered.await.unwrap_or(Err(KafkaError::Canceled))
+        let mut delivered = std::pin::pin!(delivered);
+        loop {
+            tokio::select! {
+                // The sender is dropped unanswered only when the producer is destroyed with the record
+                // in it.
+                outcome = &mut delivered => return outcome.unwrap_or(Err(KafkaError::Canceled)),
+                // A producer that outlived the runtime it was made on is served by its senders.
+                () = tokio::time::sleep(UNSERVED_POLL), if !self.shared.served.load(Ordering::Acquire) => {
+                    self.shared.producer.poll(Duration::ZERO);
+                }
+            }
+        }
     }
 }

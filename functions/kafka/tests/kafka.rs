@@ -463,3 +463,37 @@ fn a_producer_outside_a_tokio_runtime_is_refused_by_name() {
         "a Kafka producer must be created inside a Tokio runtime"
     );
 }
+
+// A producer made on a runtime that has since shut down (its serving task went with it) still
+// delivers: its senders serve the reports.
+#[test]
+fn a_producer_outliving_its_runtime_still_delivers() {
+    let bootstrap = world().kafka_bootstrap().unwrap().to_string();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (producer, topic) = first.block_on(async {
+        let topic = spark_gateway_harness::kafka::create_topic(&bootstrap, "outlived", 1)
+            .await
+            .unwrap();
+        (function_producer(&bootstrap).unwrap(), topic)
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let delivered = second.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            producer.send(
+                FutureRecord::<str, str>::to(&topic).key("k").payload("v"),
+                Duration::from_secs(10),
+            ),
+        )
+        .await
+    });
+    let delivered = delivered.expect("the send must not hang").unwrap();
+    assert_eq!(delivered.offset, 0);
+}

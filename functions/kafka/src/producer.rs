@@ -96,8 +96,16 @@ struct Shared {
     queue: ReportQueue,
     producer: BaseProducer<KafkaContext>,
     wake: Arc<Notify>,
-    /// Cleared when the serving task ends without the producer having gone: its runtime shut down.
-    served: Arc<AtomicBool>,
+    serving: Arc<Serving>,
+}
+
+/// Whether the serving task still runs; it stops without the producer going when its runtime shuts
+/// down, and then the senders serve the reports themselves.
+#[derive(Default)]
+struct Serving {
+    ended: AtomicBool,
+    /// Tells the sends waiting meanwhile.
+    end: Notify,
 }
 
 impl Drop for Shared {
@@ -110,12 +118,13 @@ impl Drop for Shared {
 /// Reports served per turn before the task yields, so a flood of them cannot hold the runtime.
 const REPORTS_PER_TURN: usize = 256;
 
-/// Clears the flag when the serving task ends, however it ends (a runtime that shuts down drops it).
-struct ServingGuard(Arc<AtomicBool>);
+/// Says the serving task ended, however it ends (a runtime that shuts down drops it).
+struct ServingGuard(Arc<Serving>);
 
 impl Drop for ServingGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.ended.store(true, Ordering::Release);
+        self.0.end.notify_waiters();
     }
 }
 
@@ -180,16 +189,16 @@ impl ServedProducer {
             );
             ReportQueue(queue)
         };
-        let served = Arc::new(AtomicBool::new(true));
+        let serving = Arc::new(Serving::default());
         let shared = Arc::new(Shared {
             queue,
             producer,
             wake: Arc::clone(&wake),
-            served: Arc::clone(&served),
+            serving: Arc::clone(&serving),
         });
         // What arrived before the callback was enabled (log lines of the start) is served at once.
         wake.notify_one();
-        runtime.spawn(serve(Arc::downgrade(&shared), wake, ServingGuard(served)));
+        runtime.spawn(serve(Arc::downgrade(&shared), wake, ServingGuard(serving)));
         Ok(Self { shared })
     }
 
@@ -232,16 +241,25 @@ impl ServedProducer {
                 Err((error, _)) => return Err(error),
             }
         }
+        // The sender is dropped unanswered only when the producer is destroyed with the record in it.
+        let answered =
+            |outcome: Result<DeliveryOutcome, _>| outcome.unwrap_or(Err(KafkaError::Canceled));
         let mut delivered = std::pin::pin!(delivered);
+        let serving = &self.shared.serving;
+        // Registered before the flag is read, so an end between the two is not missed.
+        let mut ended = std::pin::pin!(serving.end.notified());
+        ended.as_mut().enable();
+        if !serving.ended.load(Ordering::Acquire) {
+            tokio::select! {
+                outcome = &mut delivered => return answered(outcome),
+                () = ended => {}
+            }
+        }
+        // A producer that outlived the runtime it was made on is served by its senders.
         loop {
             tokio::select! {
-                // The sender is dropped unanswered only when the producer is destroyed with the record
-                // in it.
-                outcome = &mut delivered => return outcome.unwrap_or(Err(KafkaError::Canceled)),
-                // A producer that outlived the runtime it was made on is served by its senders.
-                () = tokio::time::sleep(UNSERVED_POLL), if !self.shared.served.load(Ordering::Acquire) => {
-                    self.shared.producer.poll(Duration::ZERO);
-                }
+                outcome = &mut delivered => return answered(outcome),
+                () = tokio::time::sleep(UNSERVED_POLL) => self.shared.producer.poll(Duration::ZERO),
             }
         }
     }

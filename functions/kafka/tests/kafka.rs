@@ -374,11 +374,16 @@ fn thread_names() -> Vec<String> {
 }
 
 fn function_producer(bootstrap: &str) -> Result<KafkaProducer, KafkaSetupError> {
+    producer_timing_out_after(bootstrap, Duration::from_secs(10))
+}
+
+fn producer_timing_out_after(
+    bootstrap: &str,
+    delivery_timeout: Duration,
+) -> Result<KafkaProducer, KafkaSetupError> {
     KafkaSettings::plaintext(bootstrap).producer(
         "served-producer-test",
-        ProducerProfile::AwaitEachSend {
-            delivery_timeout: Duration::from_secs(10),
-        },
+        ProducerProfile::AwaitEachSend { delivery_timeout },
         None,
     )
 }
@@ -496,4 +501,54 @@ fn a_producer_outliving_its_runtime_still_delivers() {
     });
     let delivered = delivered.expect("the send must not hang").unwrap();
     assert_eq!(delivered.offset, 0);
+}
+
+// The runtime that serves the producer shuts down while a send on another runtime waits for its
+// report (no broker answers, so the report is librdkafka's timeout, a second later): the waiting send
+// takes over serving and gets it.
+#[test]
+fn a_send_waiting_when_the_serving_runtime_ends_still_gets_its_report() {
+    let (made, producer) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Nothing listens on the discard port: the record can only time out.
+            made.send(producer_timing_out_after("127.0.0.1:9", Duration::from_secs(1)).unwrap())
+                .unwrap();
+            stopped.await.unwrap();
+        });
+    });
+    let producer = producer.recv().unwrap();
+    let sender = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = sender.block_on(async {
+        let send = producer.send(
+            FutureRecord::<str, str>::to("nowhere")
+                .key("k")
+                .payload("v"),
+            Duration::from_secs(1),
+        );
+        let mut send = std::pin::pin!(send);
+        // The send is waiting for its report when the serving runtime goes.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut send)
+                .await
+                .is_err()
+        );
+        stop.send(()).unwrap();
+        serving.join().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), send).await
+    });
+    let error = outcome.expect("the send must not hang").unwrap_err();
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::MessageTimedOut),
+        "{error}"
+    );
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use kube::Resource;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams, Preconditions,
 };
@@ -285,22 +286,29 @@ impl<T: TokenProvider> ClusterApi for KubeClusters<T> {
         app: &Value,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
-        let object: DynamicObject =
-            serde_json::from_value(app.clone()).map_err(ClusterError::Unexpected)?;
-        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let namespace = app
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // The object is sent as it is and the answer read as it comes: going through `DynamicObject` both
+        // ways buffers its flattened fields in serde; with the borrowed ordering key this took a warm
+        // submit from 730 to 640 µs of CPU and a consumer submit from 570 to 410 µs (tests/bench-functions).
+        let body = serde_json::to_vec(app).map_err(ClusterError::Unexpected)?;
         let params = PostParams {
             dry_run,
             ..PostParams::default()
         };
-        let created = self
-            .with_client(cluster, config, |api| {
-                let api = namespaced(api, &namespace);
-                let object = object.clone();
-                let params = params.clone();
-                async move { api.create(&params, &object).await }
-            })
-            .await?;
-        to_value(created)
+        let path = DynamicObject::url_path(&api_resource(), Some(namespace));
+        self.with_client(cluster, config, |api| {
+            let client = api.into_client();
+            let request = kube::core::Request::new(&path).create(&params, body.clone());
+            async move {
+                let mut request = request.map_err(kube::Error::BuildRequest)?;
+                request.extensions_mut().insert("create");
+                client.request::<Value>(request).await
+            }
+        })
+        .await
     }
 
     async fn get(

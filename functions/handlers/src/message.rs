@@ -2,7 +2,8 @@
 //! application it is about (read best-effort, so even a message that fails validation keeps its place in
 //! its application's order).
 
-use serde_json::Value;
+use std::borrow::Cow;
+
 use spark_gateway_events::MessageOrigin;
 
 /// One message from SQS or Kafka.
@@ -24,22 +25,33 @@ impl InboundMessage {
     pub fn ordering_key(&self) -> String {
         // A body far beyond any request's size is not parsed just to be ordered: it is refused anyway.
         const PARSED_BYTES: usize = 1 << 20;
-        let fields = (self.body.len() <= PARSED_BYTES)
-            .then(|| serde_json::from_slice::<Value>(&self.body).ok())
-            .flatten()
-            .and_then(|value| {
-                let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
-                Some((
-                    text("cluster").unwrap_or_default(),
-                    text("namespace")?,
-                    text("application_name")?,
-                ))
-            });
-        match fields {
-            Some((cluster, namespace, name)) => format!("{cluster}/{namespace}/{name}"),
+        let target = (self.body.len() <= PARSED_BYTES)
+            .then(|| serde_json::from_slice::<Target<'_>>(&self.body).ok())
+            .flatten();
+        match target {
+            Some(Target {
+                cluster,
+                namespace,
+                application_name,
+            }) => format!(
+                "{}/{namespace}/{application_name}",
+                cluster.unwrap_or_default()
+            ),
             None => format!("unordered/{}", self.origin.locator()),
         }
     }
+}
+
+/// The fields that name a request's application, read without building the rest of the body (every
+/// message of a batch is keyed before any is decoded).
+#[derive(serde::Deserialize)]
+struct Target<'a> {
+    #[serde(borrow, default)]
+    cluster: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Cow<'a, str>,
+    #[serde(borrow)]
+    application_name: Cow<'a, str>,
 }
 
 #[cfg(test)]
@@ -70,6 +82,20 @@ mod tests {
         );
         assert_eq!(submit.ordering_key(), delete.ordering_key());
         assert_eq!(submit.ordering_key(), "/ns/pi");
+    }
+
+    #[test]
+    fn a_name_written_with_escapes_is_the_same_application() {
+        let plain = message(
+            r#"{"cluster":"c","namespace":"ns","application_name":"pi"}"#,
+            "1",
+        );
+        let escaped = message(
+            r#"{"cluster":"c","namespace":"n\u0073","application_name":"p\u0069"}"#,
+            "2",
+        );
+        assert_eq!(plain.ordering_key(), "c/ns/pi");
+        assert_eq!(escaped.ordering_key(), plain.ordering_key());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   until every message is deleted (so its applied event was acknowledged) and every application exists:
 //!   the release `spark-gateway-consumer` and the Python peer's (`peer/consumer.py`), taking turns for
 //!   `BENCH_CONSUMER_ROUNDS` rounds (default 3); the median rate of each, and its process's CPU time per
-//!   submit.
+//!   submit and peak RSS.
 //!
 //! The operator simulator does not run: every side creates its applications in the same API emulator
 //! over TLS, and nothing else loads the machine meanwhile.
@@ -286,10 +286,11 @@ async fn until_done(
     Ok(elapsed)
 }
 
-/// One consumer run: how long it took to drain the queue, and the CPU time its process used meanwhile.
+/// One consumer run: how long it took to drain the queue, and the CPU time and peak RSS of its process.
 struct Drained {
     elapsed: Duration,
     cpu: Duration,
+    peak_rss_kib: u64,
 }
 
 /// One consumer process (ours or the peer's) draining `submits` messages from a fresh queue.
@@ -323,12 +324,15 @@ async fn consumer_throughput(
         elapsed = until_done(fixture, &sqs, &queue, &names, started) => elapsed?,
         status = child.wait() => bail!("{} exited: {status:?}", program.display()),
     };
-    let cpu = child
-        .id()
-        .and_then(cpu_time)
-        .context("the consumer's CPU time")?;
+    let pid = child.id().context("the consumer is gone")?;
+    let cpu = cpu_time(pid).context("the consumer's CPU time")?;
+    let peak_rss_kib = peak_rss_kib(pid).context("the consumer's VmHWM")?;
     child.kill().await?;
-    Ok(Drained { elapsed, cpu })
+    Ok(Drained {
+        elapsed,
+        cpu,
+        peak_rss_kib,
+    })
 }
 
 fn summary(sorted: &[Duration]) -> String {
@@ -475,22 +479,28 @@ async fn main() -> Result<()> {
                 .map(|r| r.cpu.as_secs_f64() * 1e6 / submits as f64)
                 .collect(),
         );
+        let peak_rss_mib = median(
+            runs.iter()
+                .map(|r| r.peak_rss_kib as f64 / 1024.0)
+                .collect(),
+        );
         let all: Vec<String> = runs
             .iter()
             .map(|r| format!("{:.0}", submits as f64 / r.elapsed.as_secs_f64()))
             .collect();
         println!(
-            "  {label:<24} {rate:>7.1} submits/s (runs: {}), CPU {cpu:.0} µs per submit",
+            "  {label:<24} {rate:>7.1} submits/s (runs: {}), CPU {cpu:.0} µs per submit, peak RSS {peak_rss_mib:.0} MiB",
             all.join(", ")
         );
-        rates.push((label, rate, cpu));
+        rates.push((label, rate, cpu, peak_rss_mib));
     }
-    if let Some((_, peer_rate, peer_cpu)) = rates.last().filter(|_| python.is_some()) {
-        for (label, rate, cpu) in &rates[..rates.len() - 1] {
+    if let Some((_, peer_rate, peer_cpu, peer_rss)) = rates.last().filter(|_| python.is_some()) {
+        for (label, rate, cpu, rss) in &rates[..rates.len() - 1] {
             println!(
-                "  ratio ({label} / peer): {:.1}x the submits/s, {:.1}x less CPU per submit",
+                "  ratio ({label} / peer): {:.1}x the submits/s, {:.1}x less CPU per submit, {:.1}x less peak RSS",
                 rate / peer_rate,
-                peer_cpu / cpu
+                peer_cpu / cpu,
+                peer_rss / rss.max(1.0)
             );
         }
     }

@@ -7,8 +7,8 @@
 //!   kubernetes client and confluent-kafka doing the same submit and publish, clients reused across
 //!   invocations), each under the repo's Runtime API emulator. Per round: cold (exec to the first
 //!   response, which includes the Secrets Manager read, the AppRole login, the token read, the create and
-//!   the acknowledged publish), then `BENCH_WARM` single-message submits (median and p99 per event).
-//!   `BENCH_ROUNDS` rounds (default 3).
+//!   the acknowledged publish), then `BENCH_WARM` (default 50) single-message submits (median and p99
+//!   per event). `BENCH_ROUNDS` rounds (default 3); each round runs every function once, in turn.
 //! - **Memory and CPU**: peak RSS (`VmHWM`) of each function after `BENCH_MEMORY_INVOCATIONS` warm
 //!   invocations, and its CPU time (every thread, user and system) per invocation across them.
 //! - **Consumer**: `BENCH_SUBMITS` submit messages on a fresh SQS queue, from the consumer process's start
@@ -134,6 +134,7 @@ fn function_cpu_time(process: &LambdaProcess) -> Result<Duration> {
     cpu_time(process.id().context("process gone")?).context("no CPU time in /proc")
 }
 
+#[derive(Default)]
 struct LambdaStats {
     cold: Vec<Duration>,
     warm: Vec<Duration>,
@@ -142,68 +143,102 @@ struct LambdaStats {
     cpu_per_event: Duration,
 }
 
+/// What one process of a function measured: its cold start, its warm events, and its peak RSS and CPU
+/// time per event across them.
+struct LambdaRound {
+    cold: Duration,
+    warm: Vec<Duration>,
+    peak_rss_kib: u64,
+    cpu_per_event: Duration,
+}
+
+/// One process of `function` under a fresh Runtime API emulator: a cold start, then `warm_count` warm
+/// single-message submits. `next_id` numbers the submits across rounds, so every application is new.
+async fn lambda_round(
+    function: &Function,
+    env: &[(String, String)],
+    warm_count: usize,
+    next_id: &mut usize,
+) -> Result<LambdaRound> {
+    let mut event = || {
+        *next_id += 1;
+        sqs_submit_event(*next_id)
+    };
+    let emulator = RuntimeEmulator::start().await?;
+    let mut process = LambdaProcess::spawn(&function.program, &emulator, env.to_vec())?;
+    // Queued before the process can poll, so its first `GET /next` is answered at once.
+    let first = process.invoke(event()?, INVOKE_TIMEOUT).await?;
+    expect_all_applied(&first.outcome)
+        .with_context(|| format!("{} cold start: {}", function.label, process.stderr()))?;
+    let mut warm = Vec::with_capacity(warm_count);
+    let cpu_before = function_cpu_time(&process)?;
+    for _ in 0..warm_count {
+        let invocation = process.invoke(event()?, INVOKE_TIMEOUT).await?;
+        expect_all_applied(&invocation.outcome)?;
+        warm.push(
+            invocation
+                .finished_at
+                .saturating_duration_since(invocation.queued_at),
+        );
+    }
+    let round = LambdaRound {
+        cold: first
+            .finished_at
+            .saturating_duration_since(process.spawned_at()),
+        warm,
+        peak_rss_kib: function_peak_rss_kib(&process)?,
+        cpu_per_event: (function_cpu_time(&process)? - cpu_before)
+            / u32::try_from(warm_count.max(1))?,
+    };
+    process.kill().await?;
+    emulator.shutdown().await;
+    Ok(round)
+}
+
+/// `rounds` rounds of a cold start and `warm_per_round` warm events, then one round of
+/// `memory_invocations` warm events for the peak RSS and the CPU per event. Every round runs each
+/// function once, in turn, so a change in the machine's load between rounds weighs on every side alike
+/// (one function's rounds after another's let the same binary score 1.9x and 2.2x the peer in one run).
 async fn lambda_rounds(
     fixture: &Fixture,
-    function: &Function,
+    functions: &[Function],
     rounds: usize,
     warm_per_round: usize,
     memory_invocations: usize,
-) -> Result<LambdaStats> {
-    let events_topic = create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
-    let mut env = fixture.function_env(&events_topic, "")?;
-    env.push(("RUST_LOG".to_string(), "warn".to_string()));
-    let mut stats = LambdaStats {
-        cold: Vec::new(),
-        warm: Vec::new(),
-        peak_rss_kib: 0,
-        cpu_per_event: Duration::ZERO,
-    };
-    let mut next_id = 0;
-    let mut event = || {
-        next_id += 1;
-        sqs_submit_event(next_id)
-    };
-    for round in 0..=rounds {
-        let emulator = RuntimeEmulator::start().await?;
-        let mut process = LambdaProcess::spawn(&function.program, &emulator, env.clone())?;
-        // Queued before the process can poll, so its first `GET /next` is answered at once.
-        let first = process.invoke(event()?, INVOKE_TIMEOUT).await?;
-        expect_all_applied(&first.outcome)
-            .with_context(|| format!("{} cold start: {}", function.label, process.stderr()))?;
-        let warm_count = if round == rounds {
-            memory_invocations
-        } else {
-            warm_per_round
-        };
-        let mut warm = Vec::with_capacity(warm_count);
-        let cpu_before = function_cpu_time(&process)?;
-        for _ in 0..warm_count {
-            let invocation = process.invoke(event()?, INVOKE_TIMEOUT).await?;
-            expect_all_applied(&invocation.outcome)?;
-            warm.push(
-                invocation
-                    .finished_at
-                    .saturating_duration_since(invocation.queued_at),
-            );
-        }
-        if round == rounds {
-            // The last round only measures memory across many warm invocations.
-            stats.peak_rss_kib = function_peak_rss_kib(&process)?;
-            let cpu = function_cpu_time(&process)? - cpu_before;
-            stats.cpu_per_event = cpu / u32::try_from(warm_count.max(1))?;
-        } else {
-            stats.cold.push(
-                first
-                    .finished_at
-                    .saturating_duration_since(process.spawned_at()),
-            );
-            stats.warm.extend(warm);
-        }
-        process.kill().await?;
-        emulator.shutdown().await;
+) -> Result<Vec<LambdaStats>> {
+    let mut envs = Vec::with_capacity(functions.len());
+    for _ in functions {
+        let events_topic =
+            create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
+        let mut env = fixture.function_env(&events_topic, "")?;
+        env.push(("RUST_LOG".to_string(), "warn".to_string()));
+        envs.push(env);
     }
-    stats.cold.sort();
-    stats.warm.sort();
+    let mut stats: Vec<LambdaStats> = functions.iter().map(|_| LambdaStats::default()).collect();
+    let mut next_id = 0;
+    for round in 0..=rounds {
+        let memory_round = round == rounds;
+        for ((function, env), stats) in functions.iter().zip(&envs).zip(&mut stats) {
+            let warm_count = if memory_round {
+                memory_invocations
+            } else {
+                warm_per_round
+            };
+            let measured = lambda_round(function, env, warm_count, &mut next_id).await?;
+            if memory_round {
+                // The last round only measures memory and CPU across many warm invocations.
+                stats.peak_rss_kib = measured.peak_rss_kib;
+                stats.cpu_per_event = measured.cpu_per_event;
+            } else {
+                stats.cold.push(measured.cold);
+                stats.warm.extend(measured.warm);
+            }
+        }
+    }
+    for stats in &mut stats {
+        stats.cold.sort();
+        stats.warm.sort();
+    }
     Ok(stats)
 }
 
@@ -353,7 +388,7 @@ async fn main() -> Result<()> {
     // applications stay as they were created, in the same API emulator, for every side.
     fixture.cluster.stop_simulator().await;
     let rounds = env_number("BENCH_ROUNDS", 3);
-    let warm = env_number("BENCH_WARM", 20);
+    let warm = env_number("BENCH_WARM", 50);
     let memory = env_number("BENCH_MEMORY_INVOCATIONS", 1000);
     let submits = env_number("BENCH_SUBMITS", 1000);
     let scratch = tempfile::tempdir()?;
@@ -377,10 +412,11 @@ async fn main() -> Result<()> {
             program: peer_program(python, "job_requests.py", scratch.path())?,
         });
     }
-    let mut results = Vec::new();
-    for function in functions.iter().filter(|_| parts.contains("lambda")) {
-        results.push(lambda_rounds(&fixture, function, rounds, warm, memory).await?);
-    }
+    let results = if parts.contains("lambda") {
+        lambda_rounds(&fixture, &functions, rounds, warm, memory).await?
+    } else {
+        Vec::new()
+    };
     if results.is_empty() {
         println!("(Lambda part skipped)");
     } else {

@@ -23,7 +23,10 @@
 //! Without `SPARK_GATEWAY_PEER_PYTHON` (the peer's interpreter, which the script sets) only our side runs;
 //! `BENCH_PARTS` (default `lambda,consumer`) chooses the parts. `BENCH_BASELINE_DIR`, a folder holding
 //! `job-requests` and `spark-gateway-consumer` built from another commit, adds them to the same run, so a
-//! change is measured before and after on one machine at one time.
+//! change is measured before and after on one machine at one time. A build older than a field of today's
+//! configuration refuses it (`unknown field`), so `BENCH_BASELINE_CLUSTER_PATCH`, a JSON merge patch
+//! (RFC 7396), is applied to every cluster's entry of `SPARK_GATEWAY_CLUSTERS` for the baseline's
+//! processes only: `{"policy":{"notify":null}}` runs the binaries from before callbacks (6375b76).
 
 #[path = "../tests/system/fixture.rs"]
 #[allow(dead_code)]
@@ -77,6 +80,44 @@ fn sqs_submit_event(id: usize) -> Result<Value> {
 struct Function {
     label: &'static str,
     program: PathBuf,
+    /// `BENCH_BASELINE_CLUSTER_PATCH`, for the baseline.
+    cluster_patch: Option<Value>,
+}
+
+/// `BENCH_BASELINE_CLUSTER_PATCH`: the merge patch a baseline's cluster configuration gets.
+fn baseline_cluster_patch() -> Result<Option<Value>> {
+    std::env::var("BENCH_BASELINE_CLUSTER_PATCH")
+        .ok()
+        .map(|patch| {
+            serde_json::from_str(&patch)
+                .context("BENCH_BASELINE_CLUSTER_PATCH is not JSON (a merge patch, RFC 7396)")
+        })
+        .transpose()
+}
+
+/// `env` with `patch` merged into every cluster's entry of `SPARK_GATEWAY_CLUSTERS`.
+fn with_cluster_patch(
+    mut env: Vec<(String, String)>,
+    patch: Option<&Value>,
+) -> Result<Vec<(String, String)>> {
+    let Some(patch) = patch else {
+        return Ok(env);
+    };
+    let (_, clusters) = env
+        .iter_mut()
+        .find(|(name, _)| name == "SPARK_GATEWAY_CLUSTERS")
+        .context("the function environment has no SPARK_GATEWAY_CLUSTERS")?;
+    let mut config: Value = serde_json::from_str(clusters)?;
+    for entry in config
+        .get_mut("clusters")
+        .and_then(Value::as_object_mut)
+        .context("SPARK_GATEWAY_CLUSTERS has no clusters")?
+        .values_mut()
+    {
+        json_patch::merge(entry, patch);
+    }
+    *clusters = config.to_string();
+    Ok(env)
 }
 
 /// Our binary, built next to this benchmark (`cargo build --release --bins`).
@@ -207,10 +248,13 @@ async fn lambda_rounds(
     memory_invocations: usize,
 ) -> Result<Vec<LambdaStats>> {
     let mut envs = Vec::with_capacity(functions.len());
-    for _ in functions {
+    for function in functions {
         let events_topic =
             create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
-        let mut env = fixture.function_env(&events_topic, "")?;
+        let mut env = with_cluster_patch(
+            fixture.function_env(&events_topic, "")?,
+            function.cluster_patch.as_ref(),
+        )?;
         env.push(("RUST_LOG".to_string(), "warn".to_string()));
         envs.push(env);
     }
@@ -328,11 +372,18 @@ struct Drained {
     peak_rss_kib: u64,
 }
 
+/// A consumer under test: what to start, with which arguments and cluster patch.
+struct Consumer {
+    label: &'static str,
+    program: PathBuf,
+    args: &'static [&'static str],
+    cluster_patch: Option<Value>,
+}
+
 /// One consumer process (ours or the peer's) draining `submits` messages from a fresh queue.
 async fn consumer_throughput(
     fixture: &Fixture,
-    program: &Path,
-    args: &[&str],
+    consumer: &Consumer,
     submits: usize,
 ) -> Result<Drained> {
     let aws = localstack_config(&fixture.world).await?;
@@ -340,7 +391,10 @@ async fn consumer_throughput(
     let queue = TestQueue::create(&sqs, "bench-requests", 5).await?;
     let names = fill_queue(&sqs, &queue, submits).await?;
     let events_topic = create_topic(fixture.world.kafka_bootstrap()?, "bench-events", 1).await?;
-    let mut env = fixture.function_env(&events_topic, &queue.dlq_url)?;
+    let mut env = with_cluster_patch(
+        fixture.function_env(&events_topic, &queue.dlq_url)?,
+        consumer.cluster_patch.as_ref(),
+    )?;
     env.push(("SPARK_GATEWAY_REQUEST_QUEUE_URL".into(), queue.url.clone()));
     // boto3 reads the region from AWS_DEFAULT_REGION (Lambda sets both).
     env.push((
@@ -349,15 +403,15 @@ async fn consumer_throughput(
     ));
     env.push(("RUST_LOG".into(), "warn".into()));
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
+    let mut child = tokio::process::Command::new(&consumer.program)
+        .args(consumer.args)
         .envs(env)
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
     let elapsed = tokio::select! {
         elapsed = until_done(fixture, &sqs, &queue, &names, started) => elapsed?,
-        status = child.wait() => bail!("{} exited: {status:?}", program.display()),
+        status = child.wait() => bail!("{} exited: {status:?}", consumer.program.display()),
     };
     let pid = child.id().context("the consumer is gone")?;
     let cpu = cpu_time(pid).context("the consumer's CPU time")?;
@@ -396,20 +450,24 @@ async fn main() -> Result<()> {
     let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "lambda,consumer".into());
 
     let baseline = std::env::var_os("BENCH_BASELINE_DIR").map(PathBuf::from);
+    let baseline_patch = baseline_cluster_patch()?;
     let mut functions = vec![Function {
         label: "job-requests (Rust)",
         program: workspace_binary("job-requests")?,
+        cluster_patch: None,
     }];
     if let Some(dir) = &baseline {
         functions.push(Function {
             label: "job-requests (baseline)",
             program: dir.join("job-requests"),
+            cluster_patch: baseline_patch.clone(),
         });
     }
     if let Some(python) = &python {
         functions.push(Function {
             label: "Python peer",
             program: peer_program(python, "job_requests.py", scratch.path())?,
+            cluster_patch: None,
         });
     }
     let results = if parts.contains("lambda") {
@@ -447,16 +505,18 @@ async fn main() -> Result<()> {
         if let (Some(peer), true) = (results.last(), python.is_some()) {
             let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
             for (function, ours) in functions.iter().zip(&results[..results.len() - 1]) {
+                // CPU time moves in 10 ms ticks: over a few invocations one side can read zero.
+                let cpu_ratio = if ours.cpu_per_event.is_zero() || peer.cpu_per_event.is_zero() {
+                    "n/a (under one CPU tick; raise BENCH_MEMORY_INVOCATIONS)".to_string()
+                } else {
+                    format!("{:.1}x", ratio(ours.cpu_per_event, peer.cpu_per_event))
+                };
                 println!(
-                    "ratio (peer / {}): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, CPU per warm event {:.1}x, peak RSS {:.1}x",
+                    "ratio (peer / {}): cold {:.1}x, warm median {:.1}x, warm p99 {:.1}x, CPU per warm event {cpu_ratio}, peak RSS {:.1}x",
                     function.label,
                     ratio(percentile(&ours.cold, 0.5), percentile(&peer.cold, 0.5)),
                     ratio(percentile(&ours.warm, 0.5), percentile(&peer.warm, 0.5)),
                     ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
-                    ratio(
-                        ours.cpu_per_event.max(Duration::from_nanos(1)),
-                        peer.cpu_per_event
-                    ),
                     peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
                 );
             }
@@ -468,32 +528,35 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     // Ours serve health and metrics on a port of their own; the peer has none.
-    let ours: &[&str] = &["--health-listen", "127.0.0.1:0"];
-    let mut consumers = vec![(
-        "spark-gateway-consumer",
-        workspace_binary("spark-gateway-consumer")?,
-        ours,
-    )];
+    let ours: &'static [&'static str] = &["--health-listen", "127.0.0.1:0"];
+    let mut consumers = vec![Consumer {
+        label: "spark-gateway-consumer",
+        program: workspace_binary("spark-gateway-consumer")?,
+        args: ours,
+        cluster_patch: None,
+    }];
     if let Some(dir) = &baseline {
-        consumers.push((
-            "consumer (baseline)",
-            dir.join("spark-gateway-consumer"),
-            ours,
-        ));
+        consumers.push(Consumer {
+            label: "consumer (baseline)",
+            program: dir.join("spark-gateway-consumer"),
+            args: ours,
+            cluster_patch: baseline_patch,
+        });
     }
     if let Some(python) = &python {
-        consumers.push((
-            "Python peer consumer",
-            peer_program(python, "consumer.py", scratch.path())?,
-            &[],
-        ));
+        consumers.push(Consumer {
+            label: "Python peer consumer",
+            program: peer_program(python, "consumer.py", scratch.path())?,
+            args: &[],
+            cluster_patch: None,
+        });
     }
     let consumer_rounds = env_number("BENCH_CONSUMER_ROUNDS", 3).max(1);
     // Rounds alternate between the consumers, so a slow spell of the machine is shared among them.
     let mut runs: Vec<Vec<Drained>> = consumers.iter().map(|_| Vec::new()).collect();
     for _ in 0..consumer_rounds {
-        for ((_, program, args), runs) in consumers.iter().zip(&mut runs) {
-            runs.push(consumer_throughput(&fixture, program, args, submits).await?);
+        for (consumer, runs) in consumers.iter().zip(&mut runs) {
+            runs.push(consumer_throughput(&fixture, consumer, submits).await?);
         }
     }
     println!(
@@ -504,7 +567,7 @@ async fn main() -> Result<()> {
         values[values.len() / 2]
     };
     let mut rates = Vec::new();
-    for ((label, _, _), runs) in consumers.iter().zip(&runs) {
+    for (Consumer { label, .. }, runs) in consumers.iter().zip(&runs) {
         let rate = median(
             runs.iter()
                 .map(|r| submits as f64 / r.elapsed.as_secs_f64())

@@ -9,6 +9,9 @@
 //!   response, which includes the Secrets Manager read, the AppRole login, the token read, the create and
 //!   the acknowledged publish), then `BENCH_WARM` (default 50) single-message submits (median and p99
 //!   per event). `BENCH_ROUNDS` rounds (default 3); each round runs every function once, in turn.
+//! - **Runtime floor**: `echo-lambda` (a bare `lambda_runtime` binary of the emulator's crate, answering
+//!   the same event at once) in the same rounds, and each function's warm median above it: the Runtime
+//!   API hand-off is paid by every side alike.
 //! - **Memory and CPU**: peak RSS (`VmHWM`) of each function after `BENCH_MEMORY_INVOCATIONS` warm
 //!   invocations, and its CPU time (every thread, user and system) per invocation across them.
 //! - **Consumer**: `BENCH_SUBMITS` submit messages on a fresh SQS queue, from the consumer process's start
@@ -470,10 +473,32 @@ async fn main() -> Result<()> {
             cluster_patch: None,
         });
     }
-    let results = if parts.contains("lambda") {
+    // A bare lambda_runtime binary (`echo-lambda`, which answers an SQS event with no failures at once)
+    // in the same rounds: what the Runtime API hand-off alone costs every function here.
+    let floor = match workspace_binary("echo-lambda") {
+        Ok(program) => {
+            functions.push(Function {
+                label: "runtime floor (echo-lambda)",
+                program,
+                cluster_patch: None,
+            });
+            true
+        }
+        Err(missing) => {
+            println!("(no runtime floor: {missing:#})");
+            false
+        }
+    };
+    let mut results = if parts.contains("lambda") {
         lambda_rounds(&fixture, &functions, rounds, warm, memory).await?
     } else {
         Vec::new()
+    };
+    // Taken out again so that the table's other rows and the ratios are the functions' alone.
+    let floor = if floor {
+        functions.pop().zip(results.pop())
+    } else {
+        None
     };
     if results.is_empty() {
         println!("(Lambda part skipped)");
@@ -490,16 +515,22 @@ async fn main() -> Result<()> {
             "{:<28} {:<36} {:<36} {:<12} {:<14} peak RSS after {memory} warm",
             "", columns[0], columns[1], columns[2], "CPU per warm"
         );
-        for (function, stats) in functions.iter().zip(&results) {
+        let row = |label: &str, stats: &LambdaStats| {
             println!(
                 "{:<28} {:<36} {:<36} {:<12} {:<14} {} MiB",
-                function.label,
+                label,
                 summary(&stats.cold),
                 summary(&stats.warm),
                 format!("{:.2} ms", millis(percentile(&stats.warm, 0.99))),
                 format!("{:.0} µs", stats.cpu_per_event.as_secs_f64() * 1e6),
                 stats.peak_rss_kib / 1024
             );
+        };
+        for (function, stats) in functions.iter().zip(&results) {
+            row(function.label, stats);
+        }
+        if let Some((echo, floor)) = &floor {
+            row(echo.label, floor);
         }
         // Every Rust build against the peer (the last function, when it ran).
         if let (Some(peer), true) = (results.last(), python.is_some()) {
@@ -519,6 +550,22 @@ async fn main() -> Result<()> {
                     ratio(percentile(&ours.warm, 0.99), percentile(&peer.warm, 0.99)),
                     peer.peak_rss_kib as f64 / ours.peak_rss_kib.max(1) as f64
                 );
+            }
+            // The ratio of what each function adds to the hand-off both pay.
+            if let Some((_, floor)) = &floor {
+                let floor_warm = percentile(&floor.warm, 0.5);
+                let peer_above = percentile(&peer.warm, 0.5).saturating_sub(floor_warm);
+                for (function, ours) in functions.iter().zip(&results[..results.len() - 1]) {
+                    let ours_above = percentile(&ours.warm, 0.5).saturating_sub(floor_warm);
+                    println!(
+                        "above the runtime floor ({:.2} ms): warm median {:.2} ms ({}) vs {:.2} ms (peer), {:.1}x",
+                        millis(floor_warm),
+                        millis(ours_above),
+                        function.label,
+                        millis(peer_above),
+                        ratio(ours_above.max(Duration::from_micros(1)), peer_above)
+                    );
+                }
             }
         }
     }
